@@ -1,1 +1,15 @@
-pub fn placeholder() {}
+//! Database schema of vypusk. Every migration runs on SQLite and PostgreSQL; the server applies
+//! them at start and `vypusk migrate` applies them on demand.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_core;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_core::Migration)]
+    }
+}
