@@ -1,0 +1,283 @@
+//! Command line, environment and TOML configuration, merged with precedence flags > env > file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use vypusk_protocol::{PublicKey, Version, VersionScheme};
+
+use crate::fail::Failure;
+
+const EXAMPLES: &str = "\
+Examples:
+  # pin the server's public key once
+  curl -fsS https://updates.example.com/releases/v1/signing-key > vypusk.pem
+
+  vypusk-update --server https://updates.example.com --type PT40_UT_CRM3 \\
+      --conf UT --conf-version 11.5.18 --key MIKO-XXXXX-XXXXX-XXXXX-XXXXX \\
+      --dir /opt/pt40 --public-key vypusk.pem check --exit-code
+  vypusk-update --config /etc/vypusk-update.toml install
+  vypusk-update --config /etc/vypusk-update.toml download --version 4.0.4.11 --json
+  vypusk-update --dir /opt/pt40 rollback
+  vypusk-update --dir /opt/pt40 status --json
+
+Exit codes: 0 done or nothing to do, 1 local error (disk, state, lock, nothing to roll back to),
+2 usage, 3 network or server error, 4 verification refused, 10 update available (check --exit-code).
+
+Environment: VYPUSK_CONFIG, VYPUSK_SERVER, VYPUSK_TYPE, VYPUSK_CONF, VYPUSK_CONF_VERSION,
+VYPUSK_KEY, VYPUSK_DIR, VYPUSK_PUBLIC_KEY, VYPUSK_CA_FILE, VYPUSK_SCHEME,
+VYPUSK_INSTALLED_VERSION, VYPUSK_TIMEOUT, VYPUSK_RETRIES; HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY.";
+
+/// Checks, downloads, verifies, installs and rolls back releases from a vypusk server.
+#[derive(Debug, Parser)]
+#[command(name = "vypusk-update", version, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub opts: Opts,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ask the server whether a newer release is available (downloads nothing).
+    Check {
+        /// Exit with code 10 when an update is available.
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Download and verify the newest release (or --version) into DIR/releases/<version>/.
+    Download {
+        /// Download this version instead of the newest one.
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+    },
+    /// Download if needed, verify, and switch DIR/current to the newest release (or --version).
+    Install {
+        /// Install this version instead of the newest one.
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+    },
+    /// Switch DIR/current back to the previously installed release (no network).
+    Rollback,
+    /// Show installed, previous and highest seen versions, downloads and partial downloads.
+    Status,
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Check { .. } => "check",
+            Command::Download { .. } => "download",
+            Command::Install { .. } => "install",
+            Command::Rollback => "rollback",
+            Command::Status => "status",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Opts {
+    /// TOML configuration file (keys as the long options, with '_' for '-').
+    #[arg(long, global = true, env = "VYPUSK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Server base URL, e.g. https://updates.example.com
+    #[arg(long, global = true, env = "VYPUSK_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Distribution code (the protocol's TYPE).
+    #[arg(long = "type", global = true, env = "VYPUSK_TYPE", value_name = "TYPE")]
+    pub distribution: Option<String>,
+    /// Host configuration name (CONF).
+    #[arg(long, global = true, env = "VYPUSK_CONF")]
+    pub conf: Option<String>,
+    /// Host configuration version (CONF_VERSION).
+    #[arg(long, global = true, env = "VYPUSK_CONF_VERSION", value_name = "VERSION")]
+    pub conf_version: Option<String>,
+    /// License key (KEY); not needed for free distributions.
+    #[arg(long, global = true, env = "VYPUSK_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Install root: releases/, current and the updater's state live here.
+    #[arg(long, global = true, env = "VYPUSK_DIR")]
+    pub dir: Option<PathBuf>,
+    /// The server's public key (PEM, SPKI) to verify answers with.
+    #[arg(long, global = true, env = "VYPUSK_PUBLIC_KEY", value_name = "PEM_FILE")]
+    pub public_key: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for HTTPS, added to the system bundle.
+    #[arg(long, global = true, env = "VYPUSK_CA_FILE", value_name = "PEM_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Version scheme of the distribution: 1c (default) or semver.
+    #[arg(long, global = true, env = "VYPUSK_SCHEME")]
+    pub scheme: Option<String>,
+    /// Override the installed version recorded in the state file.
+    #[arg(long, global = true, env = "VYPUSK_INSTALLED_VERSION", value_name = "V")]
+    pub installed_version: Option<String>,
+    /// Per-step network timeout in seconds (default 30).
+    #[arg(long, global = true, env = "VYPUSK_TIMEOUT", value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Retries after a network failure, with exponential backoff (default 3).
+    #[arg(long, global = true, env = "VYPUSK_RETRIES", value_name = "N")]
+    pub retries: Option<u32>,
+    /// Do not verify the server's signature (dangerous; for testing only).
+    #[arg(long, global = true)]
+    pub insecure_skip_signature: bool,
+    /// Allow a version that is not newer than the installed and the highest seen one.
+    #[arg(long, global = true)]
+    pub allow_downgrade: bool,
+    /// Also consider releases not tested with this configuration (SHOW_UNTESTED=Y).
+    #[arg(long, global = true)]
+    pub show_untested: bool,
+    /// Machine-readable output on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Keys of the TOML configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    server: Option<String>,
+    #[serde(rename = "type")]
+    distribution: Option<String>,
+    conf: Option<String>,
+    conf_version: Option<String>,
+    key: Option<String>,
+    dir: Option<PathBuf>,
+    public_key: Option<PathBuf>,
+    ca_file: Option<PathBuf>,
+    scheme: Option<String>,
+    timeout: Option<u64>,
+    retries: Option<u32>,
+    insecure_skip_signature: Option<bool>,
+    allow_downgrade: Option<bool>,
+    show_untested: Option<bool>,
+}
+
+/// Everything a command needs, merged and validated.
+pub struct Settings {
+    pub dir: PathBuf,
+    pub server: Option<String>,
+    pub distribution: Option<String>,
+    pub conf: Option<String>,
+    pub conf_version: Option<String>,
+    pub key: String,
+    /// `None` only with `--insecure-skip-signature`.
+    pub public_key: Option<PublicKey>,
+    pub insecure: bool,
+    pub ca_file: Option<PathBuf>,
+    pub scheme: Option<VersionScheme>,
+    pub installed_version: Option<String>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub allow_downgrade: bool,
+    pub show_untested: bool,
+    /// Machine-readable output (no progress bars).
+    pub json: bool,
+}
+
+/// What the server-facing commands need besides `Settings`.
+pub struct Remote<'a> {
+    pub server: &'a str,
+    pub distribution: &'a str,
+    pub conf: &'a str,
+    pub conf_version: &'a str,
+}
+
+impl Settings {
+    pub fn load(opts: &Opts) -> Result<Settings, Failure> {
+        let file = match &opts.config {
+            Some(path) => read_config(path)?,
+            None => FileConfig::default(),
+        };
+        let base = opts
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        // Relative paths in the file are relative to the file.
+        let rel = |p: Option<PathBuf>| p.map(|p| if p.is_absolute() { p } else { base.join(p) });
+
+        let dir = opts.dir.clone().or(rel(file.dir)).ok_or_else(|| {
+            Failure::usage("--dir (or VYPUSK_DIR, or `dir` in the config file) is required")
+        })?;
+        let insecure = opts.insecure_skip_signature || file.insecure_skip_signature == Some(true);
+        let public_key_path = opts.public_key.clone().or(rel(file.public_key));
+        let public_key = match &public_key_path {
+            Some(path) => {
+                let pem = std::fs::read_to_string(path).map_err(|e| {
+                    Failure::usage(format!("cannot read the public key {}: {e}", path.display()))
+                })?;
+                Some(PublicKey::from_pem(&pem).map_err(|e| {
+                    Failure::usage(format!("the public key {}: {e}", path.display()))
+                })?)
+            }
+            None => None,
+        };
+        let scheme = match opts.scheme.clone().or(file.scheme) {
+            Some(s) => Some(s.parse::<VersionScheme>().map_err(|e| Failure::usage(e.to_string()))?),
+            None => None,
+        };
+        let server = opts.server.clone().or(file.server);
+        if let Some(server) = &server
+            && !(server.starts_with("http://") || server.starts_with("https://"))
+        {
+            return Err(Failure::usage(format!(
+                "--server must be an http:// or https:// URL, not {server:?}"
+            )));
+        }
+        let conf_version = opts.conf_version.clone().or(file.conf_version);
+        if let Some(v) = &conf_version {
+            Version::parse_1c(v)
+                .map_err(|e| Failure::usage(format!("--conf-version: {e}")))?;
+        }
+        Ok(Settings {
+            dir,
+            server: server.map(|s| s.trim_end_matches('/').to_owned()),
+            distribution: opts.distribution.clone().or(file.distribution),
+            conf: opts.conf.clone().or(file.conf),
+            conf_version,
+            key: opts.key.clone().or(file.key).unwrap_or_default(),
+            public_key,
+            insecure,
+            ca_file: opts.ca_file.clone().or(rel(file.ca_file)),
+            scheme,
+            installed_version: opts.installed_version.clone(),
+            timeout: Duration::from_secs(opts.timeout.or(file.timeout).unwrap_or(30).max(1)),
+            retries: opts.retries.or(file.retries).unwrap_or(3).min(10),
+            allow_downgrade: opts.allow_downgrade || file.allow_downgrade == Some(true),
+            show_untested: opts.show_untested || file.show_untested == Some(true),
+            json: opts.json,
+        })
+    }
+
+    /// The settings every server-facing command needs, or a usage error naming what is missing.
+    pub fn remote(&self) -> Result<Remote<'_>, Failure> {
+        fn need<'s>(v: &'s Option<String>, what: &str) -> Result<&'s str, Failure> {
+            v.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+                Failure::usage(format!(
+                    "{what} is required (flag, VYPUSK_ environment variable or config file)"
+                ))
+            })
+        }
+        let remote = Remote {
+            server: need(&self.server, "--server")?,
+            distribution: need(&self.distribution, "--type")?,
+            conf: need(&self.conf, "--conf")?,
+            conf_version: need(&self.conf_version, "--conf-version")?,
+        };
+        if self.public_key.is_none() && !self.insecure {
+            return Err(Failure::usage(
+                "--public-key is required (the server's key: GET /releases/v1/signing-key); \
+                 --insecure-skip-signature disables the check",
+            ));
+        }
+        Ok(remote)
+    }
+}
+
+fn read_config(path: &Path) -> Result<FileConfig, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
+}
