@@ -1,1 +1,84 @@
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use vypusk_server::cli::{Cli, Command, admin, demo, publish};
+use vypusk_server::config::Settings;
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VYPUSK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("VYPUSK_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Publish(args) = cli.command {
+        return publish::run(args).await;
+    }
+    let settings = Settings::load(&cli.settings, |k| std::env::var(k).ok())?;
+    match cli.command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(settings.listen_addr()?).await?;
+            vypusk_server::launch(settings, listener, shutdown_signal()).await
+        }
+        Command::Migrate => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            let db = vypusk_server::db::connect(&settings.database_url()).await?;
+            vypusk_server::db::migrate(&db).await?;
+            println!("migrations applied to {}", settings.database_url());
+            Ok(())
+        }
+        Command::Demo => demo::run(&settings).await,
+        Command::SigningKey => {
+            std::fs::create_dir_all(&settings.data_dir)?;
+            let signer = vypusk_server::signing::Signer::load_or_create(&settings.data_dir)?;
+            print!("{}", signer.public_key_pem());
+            Ok(())
+        }
+        Command::ApiKey { command } => admin::api_key(&settings, command).await,
+        Command::License { command } => admin::license(&settings, command).await,
+        Command::Publish(_) => unreachable!("handled above"),
+    }
+}
+
+/// SIGTERM or Ctrl-C: stop accepting, let in-flight downloads finish, write queued events.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,55 @@
+//! The `vypusk` command line: `serve` and the commands around it.
+
+pub mod admin;
+pub mod demo;
+pub mod publish;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::SettingsFlags;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vypusk",
+    version,
+    about = "Self-hosted release distribution and update checks for 1C:Enterprise extensions and any other software",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: SettingsFlags,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (default data directory ./vypusk-data, 127.0.0.1:8080).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Fill the data directory with a demo distribution, releases, files and a license, and
+    /// print ready-to-run curl and vypusk-update commands.
+    Demo,
+    /// Create or reuse a release, upload files, and optionally publish it (for vendors' CI).
+    Publish(publish::PublishArgs),
+    /// Print the public key that signs every answer (PEM), for clients to pin.
+    SigningKey,
+    /// Manage API keys of the vendor API (works on the data directory directly).
+    ApiKey {
+        #[command(subcommand)]
+        command: admin::ApiKeyCommand,
+    },
+    /// Manage licenses (works on the data directory directly).
+    License {
+        #[command(subcommand)]
+        command: admin::LicenseCommand,
+    },
+}
+
+/// Where a command's output files go, relative to the data directory.
+pub fn data_file(settings: &crate::config::Settings, name: &str) -> PathBuf {
+    settings.data_dir.join(name)
+}

@@ -1,0 +1,299 @@
+//! Settings: TOML file < `VYPUSK_*` environment < command-line flags (SPEC §8).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything `vypusk serve` needs. Every field has a default, so no configuration is needed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    /// Base of absolute links in answers; default `http://<listen>`.
+    pub public_url: Option<String>,
+    /// `sqlite://…` or `postgres://…`; default the SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// `file://…`, `s3://bucket?endpoint=…&region=…`, `memory://`; default `data_dir/objects`.
+    pub storage_url: Option<String>,
+    /// With S3 storage, answer downloads with a redirect to a presigned URL.
+    pub redirect_downloads: bool,
+    /// Client addresses that see prereleases without a beta license, as CIDRs.
+    pub prerelease_networks: Vec<String>,
+    /// Lifetime of download links.
+    pub token_ttl_secs: u64,
+    /// Password of `admin`, used only when the admin user is first created.
+    pub admin_password: Option<String>,
+    /// Largest accepted file upload.
+    pub max_upload_bytes: u64,
+    /// Failed license lookups allowed per client address per minute before 429.
+    pub license_failures_per_minute: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("vypusk-data"),
+            listen: "127.0.0.1:8080".to_owned(),
+            public_url: None,
+            database_url: None,
+            storage_url: None,
+            redirect_downloads: false,
+            prerelease_networks: Vec::new(),
+            token_ttl_secs: 24 * 3600,
+            admin_password: None,
+            max_upload_bytes: 4 << 30,
+            license_failures_per_minute: 30,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers in force.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SettingsFlags {
+    /// TOML configuration file.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (SQLite file, objects, signing key, token secret).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Public base URL used in download links.
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Database URL (sqlite://… or postgres://…).
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Object storage URL (file://…, s3://…, memory://).
+    #[arg(long, global = true)]
+    pub storage_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid value of {key}: {why}")]
+    Value { key: String, why: String },
+}
+
+impl Settings {
+    /// File, then environment (`env` lets tests pass their own), then flags.
+    pub fn load(
+        flags: &SettingsFlags,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, SettingsError> {
+        let mut settings = match &flags.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|source| SettingsError::Parse {
+                    path: path.clone(),
+                    source: Box::new(source),
+                })?
+            }
+            None => Settings::default(),
+        };
+        settings.apply_env(env)?;
+        if let Some(v) = &flags.data_dir {
+            settings.data_dir = v.clone();
+        }
+        if let Some(v) = &flags.listen {
+            settings.listen = v.clone();
+        }
+        if let Some(v) = &flags.public_url {
+            settings.public_url = Some(v.clone());
+        }
+        if let Some(v) = &flags.database_url {
+            settings.database_url = Some(v.clone());
+        }
+        if let Some(v) = &flags.storage_url {
+            settings.storage_url = Some(v.clone());
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), SettingsError> {
+        fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, SettingsError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            value.trim().parse().map_err(|e: T::Err| SettingsError::Value {
+                key: key.to_owned(),
+                why: e.to_string(),
+            })
+        }
+        let get = |key: &str| env(key).filter(|v| !v.is_empty());
+        if let Some(v) = get("VYPUSK_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("VYPUSK_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("VYPUSK_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = get("VYPUSK_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("VYPUSK_STORAGE_URL") {
+            self.storage_url = Some(v);
+        }
+        if let Some(v) = get("VYPUSK_REDIRECT_DOWNLOADS") {
+            self.redirect_downloads = parse("VYPUSK_REDIRECT_DOWNLOADS", &v)?;
+        }
+        if let Some(v) = get("VYPUSK_PRERELEASE_NETWORKS") {
+            self.prerelease_networks = v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("VYPUSK_TOKEN_TTL_SECS") {
+            self.token_ttl_secs = parse("VYPUSK_TOKEN_TTL_SECS", &v)?;
+        }
+        if let Some(v) = get("VYPUSK_ADMIN_PASSWORD") {
+            self.admin_password = Some(v);
+        }
+        if let Some(v) = get("VYPUSK_MAX_UPLOAD_BYTES") {
+            self.max_upload_bytes = parse("VYPUSK_MAX_UPLOAD_BYTES", &v)?;
+        }
+        if let Some(v) = get("VYPUSK_LICENSE_FAILURES_PER_MINUTE") {
+            self.license_failures_per_minute = parse("VYPUSK_LICENSE_FAILURES_PER_MINUTE", &v)?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        self.listen_addr()?;
+        self.prerelease_networks()?;
+        if self.token_ttl_secs == 0 {
+            return Err(SettingsError::Value {
+                key: "token_ttl_secs".into(),
+                why: "must be positive".into(),
+            });
+        }
+        if let Some(url) = &self.public_url {
+            url::Url::parse(url).map_err(|e| SettingsError::Value {
+                key: "public_url".into(),
+                why: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, SettingsError> {
+        self.listen.parse().map_err(|_| SettingsError::Value {
+            key: "listen".into(),
+            why: format!("{:?} is not an address like 127.0.0.1:8080", self.listen),
+        })
+    }
+
+    pub fn prerelease_networks(&self) -> Result<Vec<ipnet::IpNet>, SettingsError> {
+        self.prerelease_networks
+            .iter()
+            .map(|n| {
+                n.parse::<ipnet::IpNet>()
+                    .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| SettingsError::Value {
+                        key: "prerelease_networks".into(),
+                        why: format!("{n:?} is not a CIDR like 10.0.0.0/8"),
+                    })
+            })
+            .collect()
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                absolute(&self.data_dir).join("vypusk.db").display()
+            )
+        })
+    }
+
+    pub fn storage_url(&self) -> String {
+        self.storage_url.clone().unwrap_or_else(|| {
+            format!(
+                "file://{}",
+                absolute(&self.data_dir).join("objects").display()
+            )
+        })
+    }
+
+    /// The public URL once the real listening address is known (port 0 resolved).
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}"))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vypusk.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1\"\ntoken_ttl_secs = 60\npublic_url = \"http://file\"\n",
+        )
+        .unwrap();
+        let flags = SettingsFlags {
+            config: Some(file),
+            public_url: Some("http://flag".into()),
+            ..Default::default()
+        };
+        let env = |k: &str| match k {
+            "VYPUSK_LISTEN" => Some("127.0.0.1:2".to_owned()),
+            "VYPUSK_PUBLIC_URL" => Some("http://env".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load(&flags, env).unwrap();
+        assert_eq!(s.token_ttl_secs, 60); // file
+        assert_eq!(s.listen, "127.0.0.1:2"); // env beats file
+        assert_eq!(s.public_url.as_deref(), Some("http://flag")); // flag beats env
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let env = |k: &str| (k == "VYPUSK_TOKEN_TTL_SECS").then(|| "soon".to_owned());
+        assert!(Settings::load(&SettingsFlags::default(), env).is_err());
+        let env = |k: &str| (k == "VYPUSK_PRERELEASE_NETWORKS").then(|| "10.0.0.0/99".to_owned());
+        assert!(Settings::load(&SettingsFlags::default(), env).is_err());
+        let env = |k: &str| (k == "VYPUSK_PRERELEASE_NETWORKS").then(|| "10.0.0.0/8, 192.168.1.7".to_owned());
+        let s = Settings::load(&SettingsFlags::default(), env).unwrap();
+        assert_eq!(s.prerelease_networks().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let s = Settings::load(&SettingsFlags::default(), |_| None).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert!(s.database_url().starts_with("sqlite://"));
+        assert!(s.storage_url().starts_with("file://"));
+    }
+}

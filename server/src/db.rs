@@ -1,0 +1,95 @@
+//! Database connection, migrations and the admin user. SQLite and PostgreSQL are chosen by URL;
+//! everything above this module is the same for both.
+
+use std::time::Duration;
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DbBackend, EntityTrait, QueryFilter, Set,
+};
+use vypusk_migrations::{Migrator, MigratorTrait as _};
+
+use crate::auth::{ADMIN_USER, hash_password, random_alphanumeric};
+use crate::entities::admin_user;
+
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30));
+    if url.starts_with("sqlite:") {
+        // WAL lets readers proceed while one writer commits; a busy timeout instead of
+        // immediate "database is locked" errors.
+        options.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+        });
+    }
+    let db = Database::connect(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    Ok(db)
+}
+
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
+}
+
+pub fn kind(db: &DatabaseConnection) -> &'static str {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => "sqlite",
+        DbBackend::Postgres => "postgres",
+        _ => "other",
+    }
+}
+
+/// Creates the admin user on first start. Returns the password when it was generated, so the
+/// caller can show it once.
+pub async fn ensure_admin(
+    db: &DatabaseConnection,
+    configured: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    let existing = admin_user::Entity::find()
+        .filter(admin_user::Column::Username.eq(ADMIN_USER))
+        .one(db)
+        .await?;
+    if existing.is_some() {
+        return Ok(None);
+    }
+    let (password, generated) = match configured {
+        Some(p) if !p.is_empty() => (p.to_owned(), false),
+        _ => (random_alphanumeric(24), true),
+    };
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || hash_password(&password)).await?
+    };
+    admin_user::ActiveModel {
+        username: Set(ADMIN_USER.to_owned()),
+        password_hash: Set(hash),
+        created_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(generated.then_some(password))
+}
+
+/// True when `e` is a unique-constraint violation (the same on SQLite and PostgreSQL).
+pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// Runs `sql` on whichever backend; used by tests and the demo.
+pub async fn execute_unprepared(db: &DatabaseConnection, sql: &str) -> anyhow::Result<()> {
+    db.execute_unprepared(sql).await?;
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! Which releases a check answers with (SPEC §4.1 rules 2–5), given the catalog and a
+//! parsed request.
+
+use std::sync::Arc;
+
+use vypusk_protocol::Version;
+
+use crate::catalog::{Distribution, Release};
+use crate::domain::licensing::{Standing, downloadable};
+use crate::domain::matching::{fold, match_compatibility};
+
+/// A parsed check request plus what the server knows about the caller.
+pub struct CheckContext<'a> {
+    pub installed: Option<&'a Version>,
+    pub conf: &'a str,
+    pub conf_version: &'a Version,
+    pub show_untested: bool,
+    pub sees_prereleases: bool,
+    pub standing: &'a Standing,
+}
+
+/// One release to put in the answer.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub release: Arc<Release>,
+    pub untested: bool,
+    pub min_1c_version: String,
+    /// `Err(reason)` when listed but not downloadable.
+    pub access: Result<(), String>,
+}
+
+/// Newest first.
+pub fn offers(dist: &Distribution, ctx: &CheckContext<'_>) -> Vec<Offer> {
+    let conf = fold(ctx.conf);
+    dist.releases
+        .iter()
+        .filter(|r| ctx.installed.is_none_or(|installed| r.version > *installed))
+        .filter(|r| !r.prerelease || ctx.sees_prereleases)
+        .filter_map(|r| {
+            let compat = match_compatibility(&r.compatibility, &conf, ctx.conf_version);
+            if !compat.compatible && !ctx.show_untested {
+                return None;
+            }
+            let access = downloadable(ctx.standing, r.published_at);
+            if access.is_err() && dist.hide_unlicensed {
+                return None;
+            }
+            Some(Offer {
+                release: r.clone(),
+                untested: !compat.compatible,
+                min_1c_version: compat.min_1c_version,
+                access,
+            })
+        })
+        .collect()
+}
+
+/// `getLatestRelease`: the newest offer; with `downloadable_only` the newest downloadable one.
+pub fn latest(mut offers: Vec<Offer>, downloadable_only: bool) -> Option<Offer> {
+    if downloadable_only {
+        offers.retain(|o| o.access.is_ok());
+    }
+    offers.into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::File;
+    use crate::domain::matching::CompatEntry;
+    use chrono::{TimeZone, Utc};
+    use vypusk_protocol::VersionScheme;
+
+    fn v(s: &str) -> Version {
+        Version::parse_1c(s).unwrap()
+    }
+
+    fn release(id: i32, version: &str, day: u32, prerelease: bool, conf: &str, min: &str) -> Arc<Release> {
+        Arc::new(Release {
+            id,
+            version: v(version),
+            published_at: Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).unwrap(),
+            prerelease,
+            changelog: String::new(),
+            compatibility: vec![CompatEntry::new(conf, v(min), None)],
+            metadata: Default::default(),
+            files: vec![File {
+                id,
+                name: "a.zip".into(),
+                size: 1,
+                md5: String::new(),
+                sha256: String::new(),
+            }],
+        })
+    }
+
+    fn dist(releases: Vec<Arc<Release>>, hide_unlicensed: bool) -> Distribution {
+        let mut releases = releases;
+        releases.sort_by(|a, b| b.version.cmp(&a.version));
+        Distribution {
+            id: 1,
+            code: "PT".into(),
+            name: String::new(),
+            description: String::new(),
+            developer: String::new(),
+            label: String::new(),
+            promo_link: String::new(),
+            gate: Some((85, 43)),
+            published: true,
+            hide_unlicensed,
+            scheme: VersionScheme::OneC,
+            releases,
+        }
+    }
+
+    fn ctx<'a>(installed: Option<&'a Version>, cv: &'a Version, standing: &'a Standing) -> CheckContext<'a> {
+        CheckContext {
+            installed,
+            conf: "УТ",
+            conf_version: cv,
+            show_untested: false,
+            sees_prereleases: false,
+            standing,
+        }
+    }
+
+    #[test]
+    fn newer_compatible_newest_first() {
+        let d = dist(
+            vec![
+                release(1, "4.0.4.9", 1, false, "ут", "11.0"),
+                release(2, "4.0.4.10", 2, false, "УТ", "11.0"),
+                release(3, "4.0.4.11", 3, false, "УТ", "11.0"),
+                release(4, "4.0.4.12", 4, false, "ERP", "2.0"),
+            ],
+            false,
+        );
+        let installed = v("4.0.4.9");
+        let cv = v("11.5");
+        let s = Standing::Licensed { until: None };
+        let got: Vec<String> = offers(&d, &ctx(Some(&installed), &cv, &s))
+            .iter()
+            .map(|o| o.release.version.to_string())
+            .collect();
+        assert_eq!(got, ["4.0.4.11", "4.0.4.10"]);
+
+        let mut c = ctx(Some(&installed), &cv, &s);
+        c.show_untested = true;
+        let got = offers(&d, &c);
+        assert_eq!(got.len(), 3);
+        assert!(got[0].untested && got[0].release.version == v("4.0.4.12"));
+        assert!(!got[1].untested);
+    }
+
+    #[test]
+    fn prereleases_only_when_allowed() {
+        let d = dist(vec![release(1, "5.0", 1, true, "УТ", "1.0")], false);
+        let cv = v("11.5");
+        let s = Standing::Free;
+        assert!(offers(&d, &ctx(None, &cv, &s)).is_empty());
+        let mut c = ctx(None, &cv, &s);
+        c.sees_prereleases = true;
+        assert_eq!(offers(&d, &c).len(), 1);
+    }
+
+    #[test]
+    fn unlicensed_listed_or_hidden() {
+        let cv = v("11.5");
+        let denied = Standing::Denied("no".into());
+        let d = dist(vec![release(1, "5.0", 1, false, "УТ", "1.0")], false);
+        let got = offers(&d, &ctx(None, &cv, &denied));
+        assert_eq!(got[0].access, Err("no".to_owned()));
+        let hidden = dist(vec![release(1, "5.0", 1, false, "УТ", "1.0")], true);
+        assert!(offers(&hidden, &ctx(None, &cv, &denied)).is_empty());
+    }
+
+    #[test]
+    fn latest_prefers_downloadable_only_on_request() {
+        let cv = v("11.5");
+        let until = Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap();
+        let s = Standing::Licensed { until: Some(until) };
+        let d = dist(
+            vec![
+                release(1, "1.0", 1, false, "УТ", "1.0"),
+                release(2, "2.0", 5, false, "УТ", "1.0"),
+            ],
+            false,
+        );
+        let all = offers(&d, &ctx(None, &cv, &s));
+        assert_eq!(latest(all.clone(), false).unwrap().release.id, 2);
+        assert_eq!(latest(all, true).unwrap().release.id, 1);
+    }
+}

@@ -1,0 +1,13 @@
+//! sea-orm entities, one per table of `vypusk-migrations`. Relations are resolved by hand in
+//! `db`, so the entities stay plain rows.
+
+pub mod admin_user;
+pub mod api_key;
+pub mod compatibility;
+pub mod distribution;
+pub mod download_event;
+pub mod file;
+pub mod license;
+pub mod license_feature;
+pub mod release;
+pub mod release_metadata;

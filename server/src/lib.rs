@@ -1,0 +1,102 @@
+//! vypusk: a self-hosted release-distribution server and update checker.
+//!
+//! `launch` runs the server on a bound listener until `shutdown` resolves, so tests bind
+//! 127.0.0.1:0 and drive the real thing over HTTP.
+
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod entities;
+pub mod error;
+pub mod fsutil;
+pub mod ratelimit;
+pub mod recorder;
+pub mod routes;
+pub mod signing;
+pub mod state;
+pub mod tokens;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::state::AppState;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Opens everything under `settings` (database with migrations applied, storage, keys,
+/// catalog) and returns the state plus the task that writes download events.
+pub async fn open(
+    settings: &Settings,
+    public_url: String,
+) -> anyhow::Result<(AppState, recorder::RecorderTask)> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+    let db = db::connect(&settings.database_url()).await?;
+    db::migrate(&db).await?;
+    let storage = vypusk_storage::Storage::from_url(&settings.storage_url())
+        .map_err(|e| anyhow::anyhow!("storage: {e}"))?;
+    match storage.remove_incomplete_uploads().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed leftovers of interrupted uploads"),
+        Err(e) => tracing::warn!(error = %e, "cannot clean interrupted uploads"),
+    }
+    let signer = Arc::new(signing::Signer::load_or_create(&settings.data_dir)?);
+    let secret = fsutil::read_or_create_secret(&settings.data_dir.join(tokens::SECRET_FILE), || {
+        let mut secret = vec![0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut secret[..]);
+        secret
+    })?;
+    let catalog = catalog::Catalog::load(&db).await?;
+    let (downloads, recorder_task) = recorder::DownloadRecorder::start(db.clone());
+    let database_kind = db::kind(&db);
+    let state = AppState {
+        db,
+        storage,
+        catalog,
+        signer,
+        tokens: Arc::new(tokens::TokenSigner::new(secret, settings.token_ttl_secs)),
+        prerelease_networks: Arc::new(settings.prerelease_networks()?),
+        limiter: Arc::new(ratelimit::FailureLimiter::new(
+            settings.license_failures_per_minute,
+        )),
+        settings: Arc::new(settings.clone()),
+        public_url: public_url.into(),
+        downloads,
+        auth: Default::default(),
+        started: chrono::Utc::now(),
+        database_kind,
+    };
+    Ok((state, recorder_task))
+}
+
+/// Serves until `shutdown` resolves; in-flight requests finish and queued download events are
+/// written before it returns.
+pub async fn launch(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let bound = listener.local_addr()?;
+    let (state, recorder_task) = open(&settings, settings.public_url_for(bound)).await?;
+    if let Some(password) = db::ensure_admin(&state.db, settings.admin_password.as_deref()).await? {
+        println!("Created the admin user. Its password, shown only this once: {password}");
+    }
+    let app = routes::router(state);
+    println!("vypusk {VERSION} listening on http://{bound}");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    recorder_task.flush_and_stop().await;
+    Ok(())
+}

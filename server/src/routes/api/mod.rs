@@ -1,0 +1,168 @@
+//! The vendor API under `/api/` (SPEC §5). Every answer is JSON; every error has the
+//! `{Code, Text, Message, Exception}` shape.
+
+pub mod api_keys;
+pub mod distributions;
+pub mod licenses;
+pub mod releases;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::auth::{Caller, Permission};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(_state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(root))
+        .route("/serverinfo", get(server_info))
+        .merge(distributions::router())
+        .merge(releases::router())
+        .merge(licenses::router())
+        .merge(api_keys::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// Every URN a client can start from.
+const URNS: &[&str] = &[
+    "/api/serverinfo",
+    "/api/v1/distributions",
+    "/api/v1/licenses",
+    "/api/v1/api-keys",
+];
+
+async fn root() -> Json<Value> {
+    Json(json!({"Version": crate::VERSION, "Urns": URNS}))
+}
+
+async fn server_info(caller: Caller, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "ComputerName": host,
+        "OSType": std::env::consts::OS,
+        "OSVersion": os_version(),
+        "PID": std::process::id(),
+        "Version": crate::VERSION,
+        "Started": state.started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "Database": state.database_kind,
+        "Storage": state.storage.describe(),
+    })))
+}
+
+fn os_version() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|_| std::env::consts::ARCH.to_owned())
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!("no such URL: {}", request.uri().path()))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+/// `Json<T>` whose rejections (malformed JSON, wrong types, too large, wrong content type)
+/// answer in the vendor API's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => ApiError::bad_request(format!("invalid JSON body: {}", e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(format!("malformed JSON: {}", e.body_text())),
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::bad_request("expected Content-Type: application/json")
+        }
+        JsonRejection::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::too_large(format!(
+                "request body larger than {} bytes",
+                super::JSON_BODY_LIMIT
+            ))
+        }
+        other => ApiError::bad_request(other.body_text()),
+    }
+}
+
+/// `Query<T>` whose rejections answer in the vendor API's error shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(e) => Err(query_rejection(e)),
+        }
+    }
+}
+
+fn query_rejection(rejection: QueryRejection) -> ApiError {
+    ApiError::bad_request(format!("invalid query string: {}", rejection.body_text()))
+}
+
+/// `offset`, `limit` (default 100, max 1000) and `sort` of every list.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    pub offset: u64,
+    #[serde(default = "default_limit")]
+    pub limit: u64,
+    #[serde(default)]
+    pub sort: Option<String>,
+}
+
+fn default_limit() -> u64 {
+    100
+}
+
+impl Page {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        if self.limit == 0 || self.limit > 1000 {
+            return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+        }
+        Ok(())
+    }
+
+    /// `sort` is a field name, optionally prefixed with `-` for descending. `allowed` lists
+    /// the field names the caller may sort by.
+    pub fn sort_field<'a>(&'a self, allowed: &[&str]) -> Result<Option<(&'a str, bool)>, ApiError> {
+        let Some(sort) = self.sort.as_deref().filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let (field, descending) = match sort.strip_prefix('-') {
+            Some(f) => (f, true),
+            None => (sort, false),
+        };
+        if !allowed.contains(&field) {
+            return Err(ApiError::bad_request(format!(
+                "cannot sort by {field:?}; allowed: {}",
+                allowed.join(", ")
+            )));
+        }
+        Ok(Some((field, descending)))
+    }
+}

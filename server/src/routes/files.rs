@@ -1,0 +1,301 @@
+//! Downloads: `GET|HEAD /releases/v1/files/{token}/{name}` (SPEC §4.6), and the streaming
+//! file answer shared with `getModuleFile`: ranges, validators, and bounded memory whatever
+//! the file size.
+
+use std::ops::Range;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use sea_orm::Set;
+use sha2::Digest;
+use vypusk_storage::BlobKey;
+
+use crate::catalog::{Distribution, File, Release};
+use crate::domain::licensing;
+use crate::entities::download_event;
+use crate::error::ClientError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/files/{token}/{name}", get(download))
+}
+
+/// What to record when a counted download starts.
+pub struct CountedDownload {
+    /// Equal for every request of one token and file, so resuming counts once.
+    pub dedup_key: String,
+    pub license_key: Option<String>,
+    pub conf: String,
+    pub conf_version: String,
+    pub installed_version: String,
+}
+
+pub fn dedup_key(parts: &[&[u8]]) -> String {
+    let mut hasher = sha2::Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    hex::encode(hasher.finalize())
+}
+
+async fn download(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path((token, name)): Path<(String, String)>,
+) -> Result<Response, ClientError> {
+    let grant = state
+        .tokens
+        .verify(&token, chrono::Utc::now().timestamp())
+        .map_err(|e| ClientError::forbidden(e.to_string()))?;
+    let gone = || ClientError::not_found("this file is no longer available");
+    let dist = state
+        .catalog
+        .distribution_by_id(grant.d)
+        .filter(|d| d.published)
+        .ok_or_else(gone)?;
+    let (release, file) = dist
+        .releases
+        .iter()
+        .find_map(|r| r.file(grant.f).map(|f| (r.clone(), f.clone())))
+        .ok_or_else(gone)?;
+    if file.name != name {
+        return Err(ClientError::forbidden(
+            "the download link does not match the file name",
+        ));
+    }
+    // The license is checked again: a key revoked since the check loses its links.
+    if dist.gate.is_some() {
+        let license = grant.k.as_deref().and_then(|k| state.catalog.license(k));
+        let standing = licensing::standing(dist.gate, license.as_deref());
+        licensing::downloadable(&standing, release.published_at)
+            .map_err(ClientError::forbidden)?;
+    }
+    let counted = grant.c.then(|| CountedDownload {
+        dedup_key: dedup_key(&[token.as_bytes(), &file.id.to_be_bytes()]),
+        license_key: grant.k.clone(),
+        conf: grant.conf.clone(),
+        conf_version: grant.cv.clone(),
+        installed_version: grant.iv.clone(),
+    });
+    serve_file(&state, &dist, &release, &file, &method, &headers, counted).await
+}
+
+/// Answers with the file's bytes (or a part, or a redirect, or only headers).
+pub async fn serve_file(
+    state: &AppState,
+    dist: &Distribution,
+    release: &Release,
+    file: &File,
+    method: &Method,
+    headers: &HeaderMap,
+    counted: Option<CountedDownload>,
+) -> Result<Response, ClientError> {
+    let etag = format!("\"{}\"", file.sha256);
+    let key = BlobKey::from_sha256_hex(&file.sha256).map_err(ClientError::internal)?;
+
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
+        && inm.split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        })
+    {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, header_value(&etag))],
+        )
+            .into_response());
+    }
+
+    // If-Range with another validator means the client's partial copy is stale: send it all.
+    let range_applies = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim() == etag);
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(spec) if range_applies => match parse_range(spec, file.size) {
+            RangeRequest::Satisfiable(r) => Some(r),
+            RangeRequest::Ignored => None,
+            RangeRequest::Unsatisfiable => {
+                return Ok((
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [
+                        (
+                            header::CONTENT_RANGE,
+                            header_value(&format!("bytes */{}", file.size)),
+                        ),
+                        (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
+                    ],
+                )
+                    .into_response());
+            }
+        },
+        _ => None,
+    };
+
+    if *method != Method::HEAD
+        && let Some(c) = counted
+    {
+        state.downloads.record(download_event::ActiveModel {
+            at: Set(chrono::Utc::now()),
+            distribution_id: Set(dist.id),
+            release_id: Set(release.id),
+            file_id: Set(file.id),
+            license_key: Set(c.license_key),
+            conf: Set(c.conf),
+            conf_version: Set(c.conf_version),
+            installed_version: Set(c.installed_version),
+            bytes: Set(file.size as i64),
+            dedup_key: Set(c.dedup_key),
+            ..Default::default()
+        });
+    }
+
+    if state.settings.redirect_downloads && state.storage.supports_presign() {
+        let ttl = std::time::Duration::from_secs(300);
+        if let Some(url) = state
+            .storage
+            .presigned_get(&key, ttl)
+            .await
+            .map_err(ClientError::from)?
+        {
+            return Ok((
+                StatusCode::FOUND,
+                [(header::LOCATION, header_value(url.as_str()))],
+            )
+                .into_response());
+        }
+    }
+
+    let mut response_headers = HeaderMap::new();
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    response_headers.insert(header::ETAG, header_value(&etag));
+    response_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response_headers.insert(header::CONTENT_DISPOSITION, content_disposition(&file.name));
+    let (status, length) = match &range {
+        Some(r) => {
+            response_headers.insert(
+                header::CONTENT_RANGE,
+                header_value(&format!("bytes {}-{}/{}", r.start, r.end - 1, file.size)),
+            );
+            (StatusCode::PARTIAL_CONTENT, r.end - r.start)
+        }
+        None => (StatusCode::OK, file.size),
+    };
+    response_headers.insert(header::CONTENT_LENGTH, header_value(&length.to_string()));
+    if *method == Method::HEAD {
+        return Ok((status, response_headers).into_response());
+    }
+    let stream = state.storage.get(&key, range).await?;
+    let body = Body::from_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other)));
+    Ok((status, response_headers, body).into_response())
+}
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// `attachment` with an ASCII fallback and the exact UTF-8 name (RFC 6266).
+fn content_disposition(name: &str) -> HeaderValue {
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' })
+        .collect();
+    let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
+    header_value(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeRequest {
+    Satisfiable(Range<u64>),
+    /// Malformed or multi-range: answered with the whole file, as RFC 9110 allows.
+    Ignored,
+    Unsatisfiable,
+}
+
+/// One `bytes=` range against a file of `size` bytes.
+pub fn parse_range(spec: &str, size: u64) -> RangeRequest {
+    let Some(ranges) = spec.trim().strip_prefix("bytes=") else {
+        return RangeRequest::Ignored;
+    };
+    if ranges.contains(',') {
+        return RangeRequest::Ignored;
+    }
+    let Some((start, end)) = ranges.trim().split_once('-') else {
+        return RangeRequest::Ignored;
+    };
+    let (start, end) = (start.trim(), end.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    match (start.is_empty(), end.is_empty()) {
+        // bytes=-N: the last N bytes
+        (true, false) => match parse(end) {
+            Some(0) => RangeRequest::Unsatisfiable,
+            Some(n) if size > 0 => RangeRequest::Satisfiable(size.saturating_sub(n)..size),
+            Some(_) => RangeRequest::Unsatisfiable,
+            None => RangeRequest::Ignored,
+        },
+        (false, _) => {
+            let Some(first) = parse(start) else {
+                return RangeRequest::Ignored;
+            };
+            if first >= size {
+                return RangeRequest::Unsatisfiable;
+            }
+            let last = if end.is_empty() {
+                Some(size.saturating_sub(1))
+            } else {
+                parse(end)
+            };
+            let Some(last) = last else {
+                return RangeRequest::Ignored;
+            };
+            if last < first {
+                return RangeRequest::Ignored;
+            }
+            RangeRequest::Satisfiable(first..last.min(size - 1) + 1)
+        }
+        (true, true) => RangeRequest::Ignored,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeRequest::*;
+        assert_eq!(parse_range("bytes=0-99", 1000), Satisfiable(0..100));
+        assert_eq!(parse_range("bytes=900-", 1000), Satisfiable(900..1000));
+        assert_eq!(parse_range("bytes=-100", 1000), Satisfiable(900..1000));
+        assert_eq!(parse_range("bytes=-5000", 1000), Satisfiable(0..1000));
+        assert_eq!(parse_range("bytes=990-2000", 1000), Satisfiable(990..1000));
+        assert_eq!(parse_range("bytes=1000-", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 1000), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ignored);
+        assert_eq!(parse_range("items=0-1", 1000), Ignored);
+        assert_eq!(parse_range("bytes=5-1", 1000), Ignored);
+        assert_eq!(parse_range("bytes=x-1", 1000), Ignored);
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+    }
+
+    #[test]
+    fn dispositions_are_valid_headers() {
+        let v = content_disposition("Расширение \"1\".cfe");
+        let s = v.to_str().unwrap();
+        assert!(s.starts_with("attachment; filename=\""));
+        assert!(s.contains("filename*=UTF-8''%D0%A0"));
+    }
+}

@@ -1,0 +1,35 @@
+//! HTTP routes, one module per area, each returning its router.
+
+pub mod api;
+pub mod client;
+pub mod files;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::get;
+
+use crate::state::AppState;
+
+/// JSON bodies of both API families.
+pub const JSON_BODY_LIMIT: usize = 1 << 20;
+
+pub fn router(state: AppState) -> Router {
+    let signed = Router::new()
+        .nest("/releases", client::router().merge(files::router()))
+        .nest("/api", api::router(&state))
+        .layer(middleware::from_fn_with_state(
+            state.signer.clone(),
+            crate::signing::sign_responses,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(signed)
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}

@@ -1,0 +1,174 @@
+//! Signed answers (SPEC §4.7): the RSA-2048 key pair in the data directory and the middleware
+//! that signs every JSON answer under `/releases/` and `/api/`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine;
+use sha2::Digest;
+use vypusk_protocol::{HEADER_QUERY_ID, HEADER_SERVER_VERSION, HEADER_SIGNATURE};
+
+pub const PRIVATE_KEY_FILE: &str = "signing-key.pem";
+pub const PUBLIC_KEY_FILE: &str = "signing-key.pub.pem";
+/// JSON answers are small; anything larger is not buffered for signing.
+const MAX_SIGNED_BODY: usize = 16 << 20;
+const CACHE_ENTRIES: usize = 4096;
+
+pub struct Signer {
+    key: KeyPair,
+    public_pem: String,
+    /// sha256(body) → signature, for answers signed without a QueryID.
+    cache: Mutex<HashMap<[u8; 32], Arc<str>>>,
+}
+
+impl Signer {
+    /// Loads the key pair from `data_dir`, creating it (private key mode 0600) on first start.
+    pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Signer> {
+        let private_path = data_dir.join(PRIVATE_KEY_FILE);
+        let key = if private_path.exists() {
+            let text = std::fs::read_to_string(&private_path)?;
+            let pem = pem::parse(text)?;
+            KeyPair::from_pkcs8(pem.contents())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", private_path.display()))?
+        } else {
+            let key = KeyPair::generate(KeySize::Rsa2048)
+                .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+            let der = key
+                .as_der()
+                .map_err(|_| anyhow::anyhow!("cannot encode the private key"))?;
+            let text = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
+            crate::fsutil::write_private(&private_path, text.as_bytes())?;
+            key
+        };
+        let spki = key
+            .public_key()
+            .as_der()
+            .map_err(|_| anyhow::anyhow!("cannot encode the public key"))?;
+        let public_pem = pem::encode(&pem::Pem::new("PUBLIC KEY", spki.as_ref().to_vec()));
+        std::fs::write(data_dir.join(PUBLIC_KEY_FILE), &public_pem)?;
+        Ok(Signer {
+            key,
+            public_pem,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn public_key_pem(&self) -> &str {
+        &self.public_pem
+    }
+
+    /// Base64 signature over `query_id || body`.
+    pub fn sign(&self, query_id: &[u8], body: &[u8]) -> String {
+        let mut message = Vec::with_capacity(query_id.len() + body.len());
+        message.extend_from_slice(query_id);
+        message.extend_from_slice(body);
+        let mut signature = vec![0u8; self.key.public_modulus_len()];
+        self.key
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                &message,
+                &mut signature,
+            )
+            .expect("RSA signing with a valid key cannot fail");
+        base64::engine::general_purpose::STANDARD.encode(signature)
+    }
+
+    /// Without a QueryID equal bodies get equal signatures, so each is computed once.
+    pub fn sign_cached(&self, body: &[u8]) -> Arc<str> {
+        let digest: [u8; 32] = sha2::Sha256::digest(body).into();
+        if let Some(hit) = self.cache.lock().expect("signature cache poisoned").get(&digest) {
+            return hit.clone();
+        }
+        let signature: Arc<str> = self.sign(b"", body).into();
+        let mut cache = self.cache.lock().expect("signature cache poisoned");
+        if cache.len() >= CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(digest, signature.clone());
+        signature
+    }
+}
+
+/// Signs JSON answers; passes every other answer (file downloads) through untouched.
+pub async fn sign_responses(
+    State(signer): State<Arc<Signer>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let query_id = request.headers().get(HEADER_QUERY_ID).cloned();
+    let response = next.run(request).await;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (mut parts, body) = response.into_parts();
+    parts.headers.insert(
+        HEADER_SERVER_VERSION,
+        HeaderValue::from_static(crate::VERSION),
+    );
+    if !is_json {
+        return Response::from_parts(parts, body);
+    }
+    let bytes = match to_bytes(body, MAX_SIGNED_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot buffer a JSON answer for signing");
+            return Response::from_parts(parts, Body::empty());
+        }
+    };
+    let signature: Arc<str> = match &query_id {
+        Some(q) if !q.is_empty() => signer.sign(q.as_bytes(), &bytes).into(),
+        _ => signer.sign_cached(&bytes),
+    };
+    if let Ok(value) = HeaderValue::from_str(&signature) {
+        parts.headers.insert(HEADER_SIGNATURE, value);
+    }
+    if let Some(q) = query_id {
+        parts.headers.insert(HEADER_QUERY_ID, q);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vypusk_protocol::signature::PublicKey;
+
+    #[test]
+    fn signatures_verify_with_the_published_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = Signer::load_or_create(dir.path()).unwrap();
+        let public = PublicKey::from_pem(signer.public_key_pem()).unwrap();
+        let sig = signer.sign(b"query-1", b"{\"a\":1}");
+        public.verify(b"query-1", b"{\"a\":1}", &sig).unwrap();
+        assert!(public.verify(b"query-2", b"{\"a\":1}", &sig).is_err());
+        assert!(public.verify(b"query-1", b"{\"a\":2}", &sig).is_err());
+        let cached = signer.sign_cached(b"body");
+        public.verify(b"", b"body", &cached).unwrap();
+        assert_eq!(signer.sign_cached(b"body"), cached);
+
+        // The same key comes back after a restart; the private key is owner-only.
+        let again = Signer::load_or_create(dir.path()).unwrap();
+        assert_eq!(again.public_key_pem(), signer.public_key_pem());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(PRIVATE_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

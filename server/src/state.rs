@@ -1,0 +1,41 @@
+//! Shared application state: cheap to clone, with `FromRef` parts for extractors and middleware.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use vypusk_storage::Storage;
+
+use crate::auth::AuthCache;
+use crate::catalog::Catalog;
+use crate::config::Settings;
+use crate::ratelimit::FailureLimiter;
+use crate::recorder::DownloadRecorder;
+use crate::signing::Signer;
+use crate::tokens::TokenSigner;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub storage: Storage,
+    pub catalog: Catalog,
+    pub signer: Arc<Signer>,
+    pub tokens: Arc<TokenSigner>,
+    pub settings: Arc<Settings>,
+    /// Base of absolute links, without a trailing slash.
+    pub public_url: Arc<str>,
+    pub prerelease_networks: Arc<Vec<ipnet::IpNet>>,
+    pub limiter: Arc<FailureLimiter>,
+    pub downloads: DownloadRecorder,
+    pub auth: Arc<AuthCache>,
+    pub started: DateTime<Utc>,
+    /// `sqlite` or `postgres`, for serverinfo.
+    pub database_kind: &'static str,
+}
+
+impl FromRef<AppState> for Arc<Signer> {
+    fn from_ref(state: &AppState) -> Self {
+        state.signer.clone()
+    }
+}
