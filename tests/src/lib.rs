@@ -1,1 +1,315 @@
-pub fn placeholder() {}
+//! Harness for end-to-end tests: builds the real binaries once, starts `vypusk serve` on
+//! 127.0.0.1:0 with its own temporary data directory, and talks to it over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::Value;
+
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+
+/// Directory of the built binaries (`target/debug`), built on first use so a plain
+/// `cargo test --workspace` always runs the current code.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "--bin", "vypusk", "--bin", "vypusk-update"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cannot run cargo build");
+        assert!(status.success(), "building the binaries failed");
+        // target/debug/deps/<test> → target/debug
+        let exe = std::env::current_exe().expect("test executable path");
+        exe.parent()
+            .and_then(Path::parent)
+            .expect("target/debug")
+            .to_path_buf()
+    })
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+pub fn vypusk_bin() -> PathBuf {
+    bin_dir().join("vypusk")
+}
+
+pub fn updater_bin() -> PathBuf {
+    bin_dir().join("vypusk-update")
+}
+
+/// Options for a test server; the default is the embedded default (SQLite + local files).
+#[derive(Default, Clone)]
+pub struct ServerOptions {
+    /// Extra environment, e.g. `("VYPUSK_PRERELEASE_NETWORKS", "127.0.0.0/8")`.
+    pub env: Vec<(String, String)>,
+    pub database_url: Option<String>,
+}
+
+/// A running `vypusk serve`. Killed on drop.
+pub struct TestServer {
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    options: ServerOptions,
+    child: Option<Child>,
+    /// What the server printed on stdout up to "listening".
+    pub startup_output: Vec<String>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(ServerOptions::default()).await
+    }
+
+    pub async fn start_with(options: ServerOptions) -> TestServer {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let mut server = TestServer {
+            base: String::new(),
+            data_dir,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            options,
+            child: None,
+            startup_output: Vec::new(),
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let bin = vypusk_bin();
+        let data_dir = self.data_dir.path().to_path_buf();
+        let options = self.options.clone();
+        let (child, base, lines) = tokio::task::spawn_blocking(move || {
+            let mut cmd = Command::new(bin);
+            cmd.arg("--data-dir")
+                .arg(&data_dir)
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .env_remove("VYPUSK_DATABASE_URL")
+                .env_remove("VYPUSK_STORAGE_URL")
+                .env("VYPUSK_ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("VYPUSK_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            if let Some(url) = &options.database_url {
+                cmd.env("VYPUSK_DATABASE_URL", url);
+            }
+            for (k, v) in &options.env {
+                cmd.env(k, v);
+            }
+            let mut child = cmd.spawn().expect("start vypusk");
+            let stdout = child.stdout.take().expect("stdout");
+            let mut reader = BufReader::new(stdout);
+            let mut lines = Vec::new();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let n = reader.read_line(&mut line).expect("read server output");
+                assert!(n > 0, "vypusk exited before listening: {lines:?}");
+                lines.push(line.trim_end().to_owned());
+                if let Some(at) = line.find("listening on ") {
+                    let base = line[at + "listening on ".len()..].trim().to_owned();
+                    // Keep draining stdout so the server never blocks on a full pipe.
+                    std::thread::spawn(move || {
+                        let mut sink = String::new();
+                        while reader.read_line(&mut sink).unwrap_or(0) > 0 {
+                            sink.clear();
+                        }
+                    });
+                    return (child, base, lines);
+                }
+            }
+        })
+        .await
+        .expect("spawn task");
+        self.child = Some(child);
+        self.base = base;
+        self.startup_output = lines;
+    }
+
+    /// Stops the server with SIGKILL (no graceful shutdown) and starts it again on the same
+    /// data directory. The port changes.
+    pub async fn kill_and_restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// Graceful stop (SIGTERM) and start again.
+    pub async fn restart(&mut self) {
+        self.terminate();
+        self.spawn().await;
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for exit.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn public_key_path(&self) -> PathBuf {
+        self.data_dir.path().join("signing-key.pub.pem")
+    }
+
+    /// A request to the vendor API as `admin`.
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+    }
+
+    /// Admin JSON request; returns status and parsed body (Value::Null when not JSON).
+    pub async fn admin_json(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.admin(method, path);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// POST to a client-protocol route; returns status and parsed body.
+    pub async fn client_post(&self, route: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(self.url(&format!("/releases/v1/1c/{route}")))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Creates a distribution with the given JSON fields merged over sensible defaults.
+    pub async fn create_distribution(&self, code: &str, extra: Value) -> Value {
+        let mut body = serde_json::json!({
+            "code": code,
+            "name": format!("{code} name"),
+            "description": "Test distribution",
+            "developer": "Vendor",
+            "label": "VENDOR",
+            "promo_link": "https://example.com/promo",
+            "published": true,
+        });
+        merge(&mut body, extra);
+        let (status, value) = self
+            .admin_json(Method::POST, "/api/v1/distributions", Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create distribution: {value}");
+        value
+    }
+
+    /// Creates a draft release, uploads `files` (name, bytes), and publishes it unless
+    /// `publish` is false. Returns the release JSON after the last step.
+    pub async fn create_release(
+        &self,
+        code: &str,
+        release: Value,
+        files: &[(&str, &[u8])],
+        publish: bool,
+    ) -> Value {
+        let (status, created) = self
+            .admin_json(
+                Method::POST,
+                &format!("/api/v1/distributions/{code}/releases"),
+                Some(release),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "create release: {created}");
+        let id = created["id"].as_i64().expect("release id");
+        for (name, bytes) in files {
+            let resp = self
+                .admin(Method::PUT, &format!("/api/v1/releases/{id}/files/{name}"))
+                .body(bytes.to_vec())
+                .send()
+                .await
+                .expect("upload");
+            assert_eq!(resp.status(), StatusCode::CREATED, "upload {name}");
+        }
+        if !publish {
+            return created;
+        }
+        let (status, published) = self
+            .admin_json(Method::POST, &format!("/api/v1/releases/{id}/publish"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "publish: {published}");
+        published
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Shallow merge of JSON objects.
+pub fn merge(base: &mut Value, extra: Value) {
+    if let (Value::Object(b), Value::Object(e)) = (base, extra) {
+        for (k, v) in e {
+            b.insert(k, v);
+        }
+    }
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(bytes))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Deterministic pseudo-random bytes for test files.
+pub fn test_bytes(len: usize, seed: u8) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9 ^ u32::from(seed);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x & 0xff) as u8
+        })
+        .collect()
+}
