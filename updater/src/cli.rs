@@ -92,7 +92,12 @@ pub struct Opts {
     #[arg(long, global = true, env = "VYPUSK_CONF")]
     pub conf: Option<String>,
     /// Host configuration version (CONF_VERSION).
-    #[arg(long, global = true, env = "VYPUSK_CONF_VERSION", value_name = "VERSION")]
+    #[arg(
+        long,
+        global = true,
+        env = "VYPUSK_CONF_VERSION",
+        value_name = "VERSION"
+    )]
     pub conf_version: Option<String>,
     /// License key (KEY); not needed for free distributions.
     #[arg(long, global = true, env = "VYPUSK_KEY", hide_env_values = true)]
@@ -101,7 +106,12 @@ pub struct Opts {
     #[arg(long, global = true, env = "VYPUSK_DIR")]
     pub dir: Option<PathBuf>,
     /// The server's public key (PEM, SPKI) to verify answers with.
-    #[arg(long, global = true, env = "VYPUSK_PUBLIC_KEY", value_name = "PEM_FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "VYPUSK_PUBLIC_KEY",
+        value_name = "PEM_FILE"
+    )]
     pub public_key: Option<PathBuf>,
     /// Extra CA certificates (PEM) trusted for HTTPS, added to the system bundle.
     #[arg(long, global = true, env = "VYPUSK_CA_FILE", value_name = "PEM_FILE")]
@@ -110,7 +120,12 @@ pub struct Opts {
     #[arg(long, global = true, env = "VYPUSK_SCHEME")]
     pub scheme: Option<String>,
     /// Override the installed version recorded in the state file.
-    #[arg(long, global = true, env = "VYPUSK_INSTALLED_VERSION", value_name = "V")]
+    #[arg(
+        long,
+        global = true,
+        env = "VYPUSK_INSTALLED_VERSION",
+        value_name = "V"
+    )]
     pub installed_version: Option<String>,
     /// Per-step network timeout in seconds (default 30).
     #[arg(long, global = true, env = "VYPUSK_TIMEOUT", value_name = "SECS")]
@@ -203,10 +218,14 @@ impl Settings {
         })?;
         let insecure = opts.insecure_skip_signature || file.insecure_skip_signature == Some(true);
         let public_key_path = opts.public_key.clone().or(rel(file.public_key));
-        let public_key = match &public_key_path {
+        // --insecure-skip-signature wins over a configured key: nothing is verified then.
+        let public_key = match public_key_path.as_ref().filter(|_| !insecure) {
             Some(path) => {
                 let pem = std::fs::read_to_string(path).map_err(|e| {
-                    Failure::usage(format!("cannot read the public key {}: {e}", path.display()))
+                    Failure::usage(format!(
+                        "cannot read the public key {}: {e}",
+                        path.display()
+                    ))
                 })?;
                 Some(PublicKey::from_pem(&pem).map_err(|e| {
                     Failure::usage(format!("the public key {}: {e}", path.display()))
@@ -215,7 +234,10 @@ impl Settings {
             None => None,
         };
         let scheme = match opts.scheme.clone().or(file.scheme) {
-            Some(s) => Some(s.parse::<VersionScheme>().map_err(|e| Failure::usage(e.to_string()))?),
+            Some(s) => Some(
+                s.parse::<VersionScheme>()
+                    .map_err(|e| Failure::usage(e.to_string()))?,
+            ),
             None => None,
         };
         let server = opts.server.clone().or(file.server);
@@ -228,8 +250,7 @@ impl Settings {
         }
         let conf_version = opts.conf_version.clone().or(file.conf_version);
         if let Some(v) = &conf_version {
-            Version::parse_1c(v)
-                .map_err(|e| Failure::usage(format!("--conf-version: {e}")))?;
+            Version::parse_1c(v).map_err(|e| Failure::usage(format!("--conf-version: {e}")))?;
         }
         Ok(Settings {
             dir,

@@ -104,7 +104,10 @@ impl<'a> Ctx<'a> {
             installed_version: if everything {
                 String::new()
             } else {
-                self.installed.as_ref().map(Version::to_string).unwrap_or_default()
+                self.installed
+                    .as_ref()
+                    .map(Version::to_string)
+                    .unwrap_or_default()
             },
             distribution: self.remote.distribution.to_owned(),
             conf: self.remote.conf.to_owned(),
@@ -146,7 +149,10 @@ impl<'a> Ctx<'a> {
 
     /// Raises highest-seen from the downloadable offers and saves the state.
     fn remember(&mut self, offers: &[Offer]) -> Result<(), Failure> {
-        for o in offers.iter().filter(|o| o.module.downloadable && !o.module.untested) {
+        for o in offers
+            .iter()
+            .filter(|o| o.module.downloadable && !o.module.untested)
+        {
             self.state.see(self.scheme, &o.version);
         }
         self.state.save(&self.layout)
@@ -179,12 +185,13 @@ impl<'a> Ctx<'a> {
 
     /// The release `download`/`install` act on: `--version`, else the newest usable offer.
     fn pick(&mut self, wanted: Option<&str>) -> Result<Option<Offer>, Failure> {
-        let wanted = match wanted {
-            Some(w) => Some(safe_version(self.scheme, w).map_err(|e| {
-                Failure::usage(format!("--version: {e} (scheme {})", self.scheme))
-            })?),
-            None => None,
-        };
+        let wanted =
+            match wanted {
+                Some(w) => Some(safe_version(self.scheme, w).map_err(|e| {
+                    Failure::usage(format!("--version: {e} (scheme {})", self.scheme))
+                })?),
+                None => None,
+            };
         let offers = self.ask(wanted.is_some(), true)?;
         self.remember(&offers)?;
         let chosen = match &wanted {
@@ -255,7 +262,10 @@ impl<'a> Ctx<'a> {
             reports.push(download::fetch(&self.http, f, &part, &progress)?);
         }
         // Every file verified: move them into a staging directory, then rename it into place.
-        let staging = self.layout.staging().join(format!("{version}.{}", random_hex(4)));
+        let staging = self
+            .layout
+            .staging()
+            .join(format!("{version}.{}", random_hex(4)));
         fs::create_dir(&staging).ctx(|| format!("cannot create {}", staging.display()))?;
         for f in &files {
             let part = partial.join(format!("{}.part", f.sha256.to_ascii_lowercase()));
@@ -270,7 +280,6 @@ impl<'a> Ctx<'a> {
         let _ = fs::remove_dir_all(&partial);
         Ok((manifest, false, reports))
     }
-
 }
 
 /// The files of a downloadable module, each checked: a plain name, unique, absolute URL, hex
@@ -346,7 +355,8 @@ fn release_json(o: &Offer) -> Value {
 }
 
 fn opt(v: &Option<Version>) -> Value {
-    v.as_ref().map_or(Value::Null, |v| Value::String(v.to_string()))
+    v.as_ref()
+        .map_or(Value::Null, |v| Value::String(v.to_string()))
 }
 
 pub fn check(settings: &Settings, exit_code: bool) -> Result<Outcome, Failure> {
@@ -414,7 +424,12 @@ pub fn download(settings: &Settings, version: Option<&str>) -> Result<Outcome, F
     let resumed = reports.iter().any(|r| r.resumed_from > 0);
     let restarted = reports.iter().any(|r| r.restarted);
     let text = if already {
-        format!("{} {} is already downloaded in {}\n", manifest.distribution, manifest.version, path.display())
+        format!(
+            "{} {} is already downloaded in {}\n",
+            manifest.distribution,
+            manifest.version,
+            path.display()
+        )
     } else {
         format!(
             "Downloaded and verified {} {} into {}{}\n",
@@ -464,7 +479,10 @@ fn nothing_newer(ctx: &Ctx<'_>, command: &str) -> Outcome {
 /// Re-hashes a downloaded release against its manifest before it becomes `current`.
 fn verify_release(layout: &Layout, version: &str) -> Result<Manifest, Failure> {
     let manifest = Manifest::load(layout, version).ok_or_else(|| {
-        Failure::local(format!("release {version} is not downloaded in {}", layout.dir.display()))
+        Failure::local(format!(
+            "release {version} is not downloaded in {}",
+            layout.dir.display()
+        ))
     })?;
     let dir = layout.release(version);
     for f in &manifest.files {
@@ -488,7 +506,11 @@ fn verify_release(layout: &Layout, version: &str) -> Result<Manifest, Failure> {
     Ok(manifest)
 }
 
-fn check_in_place(exp: &Expected<'_>, path: &std::path::Path, version: &str) -> Result<(), Failure> {
+fn check_in_place(
+    exp: &Expected<'_>,
+    path: &std::path::Path,
+    version: &str,
+) -> Result<(), Failure> {
     use md5::{Digest, Md5};
     use sha2::Sha256;
     use std::io::Read;
@@ -498,7 +520,9 @@ fn check_in_place(exp: &Expected<'_>, path: &std::path::Path, version: &str) -> 
     let mut buf = vec![0u8; 256 * 1024];
     let mut len = 0u64;
     loop {
-        let n = file.read(&mut buf).ctx(|| format!("cannot read {}", path.display()))?;
+        let n = file
+            .read(&mut buf)
+            .ctx(|| format!("cannot read {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -508,11 +532,20 @@ fn check_in_place(exp: &Expected<'_>, path: &std::path::Path, version: &str) -> 
     }
     let (md5, sha) = (hex::encode(md5.finalize()), hex::encode(sha.finalize()));
     let what = if len != exp.size {
-        Some(format!("size is {len} bytes, {} were verified at download", exp.size))
+        Some(format!(
+            "size is {len} bytes, {} were verified at download",
+            exp.size
+        ))
     } else if sha != exp.sha256 {
-        Some(format!("sha256 is {sha}, {} was verified at download", exp.sha256))
+        Some(format!(
+            "sha256 is {sha}, {} was verified at download",
+            exp.sha256
+        ))
     } else if md5 != exp.md5 {
-        Some(format!("md5 is {md5}, {} was verified at download", exp.md5))
+        Some(format!(
+            "md5 is {md5}, {} was verified at download",
+            exp.md5
+        ))
     } else {
         None
     };
@@ -535,7 +568,11 @@ pub fn install(settings: &Settings, version: Option<&str>) -> Result<Outcome, Fa
     let (manifest, _, reports) = ctx.fetch_release(&offer)?;
     verify_release(&ctx.layout, &manifest.version)?;
     ctx.layout.switch_current(&manifest.version)?;
-    let previous = ctx.state.installed.take().filter(|p| *p != manifest.version);
+    let previous = ctx
+        .state
+        .installed
+        .take()
+        .filter(|p| *p != manifest.version);
     if previous.is_some() {
         ctx.state.previous = previous;
     }

@@ -314,8 +314,13 @@ fn try_once(
     file.sync_all()
         .ctx(|| format!("cannot fsync {}", part.display()))?;
     drop(file);
-    check_digests(exp, part, &hex::encode(md5.finalize()), &hex::encode(sha.finalize()))
-        .map_err(Step::Fatal)
+    check_digests(
+        exp,
+        part,
+        &hex::encode(md5.finalize()),
+        &hex::encode(sha.finalize()),
+    )
+    .map_err(Step::Fatal)
 }
 
 fn hash_prefix(file: &mut File, len: u64, md5: &mut Md5, sha: &mut Sha256) -> std::io::Result<()> {
@@ -358,12 +363,20 @@ pub fn verify_on_disk(exp: &Expected<'_>, path: &Path) -> Result<(), Failure> {
     let mut sha = Sha256::new();
     hash_prefix(&mut file, len, &mut md5, &mut sha)
         .ctx(|| format!("cannot read {}", path.display()))?;
-    check_digests(exp, path, &hex::encode(md5.finalize()), &hex::encode(sha.finalize()))
+    check_digests(
+        exp,
+        path,
+        &hex::encode(md5.finalize()),
+        &hex::encode(sha.finalize()),
+    )
 }
 
 fn check_digests(exp: &Expected<'_>, path: &Path, md5: &str, sha256: &str) -> Result<(), Failure> {
     let what = if !sha256.eq_ignore_ascii_case(exp.sha256) {
-        Some(format!("sha256 is {sha256}, the signed answer says {}", exp.sha256))
+        Some(format!(
+            "sha256 is {sha256}, the signed answer says {}",
+            exp.sha256
+        ))
     } else if !md5.eq_ignore_ascii_case(exp.md5) {
         Some(format!("md5 is {md5}, the signed answer says {}", exp.md5))
     } else {

@@ -78,7 +78,12 @@ impl Http {
                     let status = response.status().as_u16();
                     let echoed = header(&response, HEADER_QUERY_ID);
                     let signature = header(&response, HEADER_SIGNATURE);
-                    match response.into_body().with_config().limit(MAX_ANSWER).read_to_vec() {
+                    match response
+                        .into_body()
+                        .with_config()
+                        .limit(MAX_ANSWER)
+                        .read_to_vec()
+                    {
                         Ok(answer) => {
                             let transient = status == 429 || status >= 500;
                             if !(transient && attempt < self.retries) {
@@ -124,8 +129,7 @@ fn verified(
     key: Option<&PublicKey>,
 ) -> Result<Vec<u8>, Failure> {
     if let Some(key) = key {
-        if let Err(e) =
-            vypusk_protocol::verify_response(key, query_id, &body, signature.as_deref())
+        if let Err(e) = vypusk_protocol::verify_response(key, query_id, &body, signature.as_deref())
         {
             return Err(Failure::refused(format!(
                 "refusing the answer of {url} (HTTP {status}): {e}; it was changed on the way, \

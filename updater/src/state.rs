@@ -62,7 +62,13 @@ impl Layout {
 
     /// Creates the directories a changing command needs and takes the lock.
     pub fn prepare(&self) -> Result<Lock, Failure> {
-        for d in [self.meta(), self.releases(), self.manifests(), self.partial(), self.staging()] {
+        for d in [
+            self.meta(),
+            self.releases(),
+            self.manifests(),
+            self.partial(),
+            self.staging(),
+        ] {
             fs::create_dir_all(&d).ctx(|| format!("cannot create {}", d.display()))?;
         }
         let path = self.meta().join("lock");
@@ -86,9 +92,10 @@ impl Layout {
                 "another vypusk-update is working in {}",
                 self.dir.display()
             ))),
-            Err(fs::TryLockError::Error(e)) => {
-                Err(Failure::local(format!("cannot lock {}: {e}", path.display())))
-            }
+            Err(fs::TryLockError::Error(e)) => Err(Failure::local(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -172,7 +179,12 @@ impl State {
                 Failure::local(format!("the state file {} is damaged: {e}", path.display()))
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => return Err(Failure::local(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(Failure::local(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
         };
         // `current` is switched before the state is written: if a run stopped in between, the
         // link is the truth.
@@ -265,7 +277,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
-        return Err(Failure::local(format!("cannot write {}: {e}", path.display())));
+        return Err(Failure::local(format!(
+            "cannot write {}: {e}",
+            path.display()
+        )));
     }
     sync_dir(dir);
     Ok(())
