@@ -12,6 +12,7 @@ pub mod domain;
 pub mod entities;
 pub mod error;
 pub mod fsutil;
+pub mod licenses_csv;
 pub mod ratelimit;
 pub mod recorder;
 pub mod routes;
@@ -49,11 +50,12 @@ pub async fn open(
         Err(e) => tracing::warn!(error = %e, "cannot clean interrupted uploads"),
     }
     let signer = Arc::new(signing::Signer::load_or_create(&settings.data_dir)?);
-    let secret = fsutil::read_or_create_secret(&settings.data_dir.join(tokens::SECRET_FILE), || {
-        let mut secret = vec![0u8; 32];
-        rand::Rng::fill(&mut rand::rng(), &mut secret[..]);
-        secret
-    })?;
+    let secret =
+        fsutil::read_or_create_secret(&settings.data_dir.join(tokens::SECRET_FILE), || {
+            let mut secret = vec![0u8; 32];
+            rand::Rng::fill(&mut rand::rng(), &mut secret[..]);
+            secret
+        })?;
     let catalog = catalog::Catalog::load(&db).await?;
     let (downloads, recorder_task) = recorder::DownloadRecorder::start(db.clone());
     let database_kind = db::kind(&db);

@@ -1,8 +1,14 @@
 //! `vypusk api-key …` and `vypusk license …`: administration on the data directory directly.
 
+use anyhow::Context;
 use clap::Subcommand;
+use sea_orm::{EntityTrait, QueryOrder};
 
+use crate::auth::Permission;
 use crate::config::Settings;
+use crate::entities::api_key;
+use crate::licenses_csv;
+use crate::routes::api::{api_keys, licenses};
 
 #[derive(Debug, Subcommand)]
 pub enum ApiKeyCommand {
@@ -27,10 +33,114 @@ pub enum LicenseCommand {
     Import { file: std::path::PathBuf },
 }
 
-pub async fn api_key(_settings: &Settings, _command: ApiKeyCommand) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+async fn open_db(settings: &Settings) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+    let db = crate::db::connect(&settings.database_url()).await?;
+    crate::db::migrate(&db).await?;
+    Ok(db)
 }
 
-pub async fn license(_settings: &Settings, _command: LicenseCommand) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Result<()> {
+    let db = open_db(settings).await?;
+    match command {
+        ApiKeyCommand::Create { name, permissions } => {
+            let name = name.trim();
+            anyhow::ensure!(!name.is_empty(), "--name must not be empty");
+            let permissions = parse_permissions(&permissions)?;
+            let (row, key) = api_keys::create_key(&db, name, &permissions).await?;
+            println!(
+                "Created API key {} ({:?}, permissions: {}). The key, shown only this once:",
+                row.id, row.name, row.permissions
+            );
+            println!("{key}");
+        }
+        ApiKeyCommand::List => {
+            let rows = api_key::Entity::find()
+                .order_by_asc(api_key::Column::Id)
+                .all(&db)
+                .await?;
+            if rows.is_empty() {
+                println!("no API keys");
+            } else {
+                println!(
+                    "{:>5}  {:<14} {:<28} {:<21} name",
+                    "id", "prefix", "permissions", "created"
+                );
+                for k in rows {
+                    println!(
+                        "{:>5}  {:<14} {:<28} {:<21} {}",
+                        k.id,
+                        format!("{}…", k.prefix),
+                        k.permissions,
+                        k.created_at.format("%Y-%m-%d %H:%M:%SZ"),
+                        k.name
+                    );
+                }
+            }
+        }
+        ApiKeyCommand::Revoke { id } => {
+            let res = api_key::Entity::delete_by_id(id).exec(&db).await?;
+            anyhow::ensure!(res.rows_affected > 0, "no API key with id {id}");
+            println!("revoked API key {id}");
+        }
+    }
+    Ok(())
+}
+
+/// `read,publish` → permissions; unknown names are an error, not silently dropped.
+pub fn parse_permissions(list: &str) -> anyhow::Result<Vec<Permission>> {
+    let mut out = Vec::new();
+    for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p = Permission::parse(p).with_context(|| {
+            format!("unknown permission {p:?} (use read, publish, licenses, admin)")
+        })?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    anyhow::ensure!(
+        !out.is_empty(),
+        "--permissions must list at least one of read, publish, licenses, admin"
+    );
+    Ok(out)
+}
+
+pub async fn license(settings: &Settings, command: LicenseCommand) -> anyhow::Result<()> {
+    match command {
+        LicenseCommand::Import { file } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", file.display()))?;
+            let licenses = licenses_csv::parse(&text)
+                .map_err(|errors| anyhow::anyhow!("{}", licenses_csv::error_message(&errors)))?;
+            let db = open_db(settings).await?;
+            let n = licenses::import(&db, &licenses).await?;
+            let features: usize = licenses.iter().map(|l| l.features.len()).sum();
+            println!(
+                "imported {n} licenses with {features} features from {}",
+                file.display()
+            );
+            println!(
+                "A running server sees them after a restart; POST /api/v1/licenses/import applies them at once."
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions() {
+        assert_eq!(
+            parse_permissions("read, publish,read").unwrap(),
+            vec![Permission::Read, Permission::Publish]
+        );
+        assert!(parse_permissions("read,root").is_err());
+        assert!(parse_permissions(" , ").is_err());
+    }
 }

@@ -1,7 +1,332 @@
-use axum::Router;
+//! `/api/v1/distributions`: create, list, read, update, delete (SPEC §5).
 
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vypusk_protocol::VersionScheme;
+
+use super::common::{self, ApiPath};
+use super::{ApiJson, ApiQuery, Page};
+use crate::auth::{Caller, Permission};
+use crate::catalog::STATUS_PUBLISHED;
+use crate::domain::DistributionCode;
+use crate::entities::{compatibility, distribution, file, release, release_metadata};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/distributions", get(list).post(create))
+        .route(
+            "/v1/distributions/{code}",
+            get(read).put(update).delete(remove),
+        )
+}
+
+/// The editable fields of a distribution (SPEC §3). POST needs `code`; PUT replaces every
+/// editable field and takes `code` only to check it equals the URL's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DistributionInput {
+    #[serde(default)]
+    code: Option<String>,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    developer: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    promo_link: String,
+    #[serde(default)]
+    lic_product_id: Option<i64>,
+    #[serde(default)]
+    lic_feature_id: Option<i64>,
+    #[serde(default = "yes")]
+    published: bool,
+    #[serde(default)]
+    hide_unlicensed: bool,
+    #[serde(default)]
+    version_scheme: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+struct Validated {
+    name: String,
+    description: String,
+    developer: String,
+    label: String,
+    promo_link: String,
+    gate: (Option<i64>, Option<i64>),
+    published: bool,
+    hide_unlicensed: bool,
+    scheme: Option<VersionScheme>,
+}
+
+impl DistributionInput {
+    fn validate(self) -> Result<Validated, ApiError> {
+        let gate = match (self.lic_product_id, self.lic_feature_id) {
+            (Some(p), Some(f)) => (Some(p), Some(f)),
+            (None, None) => (None, None),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "lic_product_id and lic_feature_id must be both set (licensed) or both null (free)",
+                ));
+            }
+        };
+        let scheme = match self.version_scheme.as_deref() {
+            None => None,
+            Some(s) => Some(
+                s.parse::<VersionScheme>()
+                    .map_err(|e| ApiError::bad_request(format!("version_scheme: {e}")))?,
+            ),
+        };
+        Ok(Validated {
+            name: common::required_text("name", &self.name, 255)?,
+            description: common::limited_text("description", &self.description, 100_000)?,
+            developer: common::limited_text("developer", self.developer.trim(), 255)?,
+            label: common::limited_text("label", self.label.trim(), 255)?,
+            promo_link: common::limited_text("promo_link", self.promo_link.trim(), 2048)?,
+            gate,
+            published: self.published,
+            hide_unlicensed: self.hide_unlicensed,
+            scheme,
+        })
+    }
+}
+
+pub fn to_json(d: &distribution::Model) -> Value {
+    json!({
+        "id": d.id,
+        "code": d.code,
+        "name": d.name,
+        "description": d.description,
+        "developer": d.developer,
+        "label": d.label,
+        "promo_link": d.promo_link,
+        "lic_product_id": d.lic_product_id,
+        "lic_feature_id": d.lic_feature_id,
+        "published": d.published,
+        "hide_unlicensed": d.hide_unlicensed,
+        "version_scheme": d.version_scheme,
+        "created_at": common::ts(d.created_at),
+        "updated_at": common::ts(d.updated_at),
+    })
+}
+
+/// The distribution with this code, or 404.
+pub async fn find(db: &DatabaseConnection, code: &str) -> Result<distribution::Model, ApiError> {
+    distribution::Entity::find()
+        .filter(distribution::Column::Code.eq(code))
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("distribution {code:?} not found")))
+}
+
+async fn create(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiJson(input): ApiJson<DistributionInput>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Permission::Publish)?;
+    let code = input
+        .code
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("code is required"))?;
+    let code = DistributionCode::parse(code).map_err(ApiError::bad_request)?;
+    let v = input.validate()?;
+    let now = chrono::Utc::now();
+    let row = distribution::ActiveModel {
+        code: Set(code.as_str().to_owned()),
+        name: Set(v.name),
+        description: Set(v.description),
+        developer: Set(v.developer),
+        label: Set(v.label),
+        promo_link: Set(v.promo_link),
+        lic_product_id: Set(v.gate.0),
+        lic_feature_id: Set(v.gate.1),
+        published: Set(v.published),
+        hide_unlicensed: Set(v.hide_unlicensed),
+        version_scheme: Set(v.scheme.unwrap_or_default().as_str().to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&state.db)
+    .await
+    .map_err(|e| {
+        common::conflict_on_unique(e, || {
+            format!("distribution {:?} already exists", code.as_str())
+        })
+    })?;
+    state
+        .catalog
+        .refresh_distribution(&state.db, row.id)
+        .await?;
+    Ok((StatusCode::CREATED, Json(to_json(&row))))
+}
+
+async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    page.validate()?;
+    let (column, order) =
+        match page.sort_field(&["code", "name", "id", "created_at", "updated_at"])? {
+            None => (distribution::Column::Code, Order::Asc),
+            Some((field, desc)) => (
+                match field {
+                    "name" => distribution::Column::Name,
+                    "id" => distribution::Column::Id,
+                    "created_at" => distribution::Column::CreatedAt,
+                    "updated_at" => distribution::Column::UpdatedAt,
+                    _ => distribution::Column::Code,
+                },
+                if desc { Order::Desc } else { Order::Asc },
+            ),
+        };
+    let total = distribution::Entity::find().count(&state.db).await?;
+    let rows = distribution::Entity::find()
+        .order_by(column, order)
+        .order_by_asc(distribution::Column::Id)
+        .offset(common::offset(&page))
+        .limit(page.limit)
+        .all(&state.db)
+        .await?;
+    Ok(Json(common::list(
+        rows.iter().map(to_json).collect(),
+        total,
+        &page,
+    )))
+}
+
+async fn read(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Read)?;
+    Ok(Json(to_json(&find(&state.db, &code).await?)))
+}
+
+async fn update(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(input): ApiJson<DistributionInput>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Permission::Publish)?;
+    let existing = find(&state.db, &code).await?;
+    if let Some(body_code) = &input.code
+        && body_code != &existing.code
+    {
+        return Err(ApiError::bad_request(format!(
+            "code {body_code:?} in the body differs from {:?} in the URL; a code cannot change",
+            existing.code
+        )));
+    }
+    let v = input.validate()?;
+    let txn = state.db.begin().await?;
+    if let Some(scheme) = v.scheme
+        && scheme.as_str() != existing.version_scheme
+    {
+        let releases = release::Entity::find()
+            .filter(release::Column::DistributionId.eq(existing.id))
+            .count(&txn)
+            .await?;
+        if releases > 0 {
+            return Err(ApiError::conflict(
+                "version_scheme can change only while the distribution has no releases",
+            ));
+        }
+    }
+    let mut row: distribution::ActiveModel = existing.clone().into();
+    row.name = Set(v.name);
+    row.description = Set(v.description);
+    row.developer = Set(v.developer);
+    row.label = Set(v.label);
+    row.promo_link = Set(v.promo_link);
+    row.lic_product_id = Set(v.gate.0);
+    row.lic_feature_id = Set(v.gate.1);
+    row.published = Set(v.published);
+    row.hide_unlicensed = Set(v.hide_unlicensed);
+    if let Some(scheme) = v.scheme {
+        row.version_scheme = Set(scheme.as_str().to_owned());
+    }
+    row.updated_at = Set(chrono::Utc::now());
+    let row = row.update(&txn).await?;
+    txn.commit().await?;
+    state
+        .catalog
+        .refresh_distribution(&state.db, row.id)
+        .await?;
+    Ok(Json(to_json(&row)))
+}
+
+async fn remove(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Permission::Publish)?;
+    let existing = find(&state.db, &code).await?;
+    let txn = state.db.begin().await?;
+    let releases = release::Entity::find()
+        .filter(release::Column::DistributionId.eq(existing.id))
+        .all(&txn)
+        .await?;
+    if releases.iter().any(|r| r.status == STATUS_PUBLISHED) {
+        return Err(ApiError::conflict(format!(
+            "distribution {:?} has published releases; yank them first",
+            existing.code
+        )));
+    }
+    let ids: Vec<i32> = releases.iter().map(|r| r.id).collect();
+    let mut sha256s = Vec::new();
+    for chunk in ids.chunks(500) {
+        let files = file::Entity::find()
+            .filter(file::Column::ReleaseId.is_in(chunk.to_vec()))
+            .all(&txn)
+            .await?;
+        sha256s.extend(files.into_iter().map(|f| f.sha256));
+        file::Entity::delete_many()
+            .filter(file::Column::ReleaseId.is_in(chunk.to_vec()))
+            .exec(&txn)
+            .await?;
+        compatibility::Entity::delete_many()
+            .filter(compatibility::Column::ReleaseId.is_in(chunk.to_vec()))
+            .exec(&txn)
+            .await?;
+        release_metadata::Entity::delete_many()
+            .filter(release_metadata::Column::ReleaseId.is_in(chunk.to_vec()))
+            .exec(&txn)
+            .await?;
+    }
+    release::Entity::delete_many()
+        .filter(release::Column::DistributionId.eq(existing.id))
+        .exec(&txn)
+        .await?;
+    distribution::Entity::delete_by_id(existing.id)
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    state
+        .catalog
+        .refresh_distribution(&state.db, existing.id)
+        .await?;
+    common::remove_unreferenced_blobs(&state.db, &state.storage, sha256s).await;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,7 @@
 //! `{Code, Text, Message, Exception}` shape.
 
 pub mod api_keys;
+pub mod common;
 pub mod distributions;
 pub mod licenses;
 pub mod releases;
@@ -43,7 +44,10 @@ async fn root() -> Json<Value> {
     Json(json!({"Version": crate::VERSION, "Urns": URNS}))
 }
 
-async fn server_info(caller: Caller, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn server_info(
+    caller: Caller,
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
@@ -91,12 +95,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonDataError(e) => ApiError::bad_request(format!("invalid JSON body: {}", e.body_text())),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(format!("malformed JSON: {}", e.body_text())),
+        JsonRejection::JsonDataError(e) => {
+            ApiError::bad_request(format!("invalid JSON body: {}", e.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::bad_request(format!("malformed JSON: {}", e.body_text()))
+        }
         JsonRejection::MissingJsonContentType(_) => {
             ApiError::bad_request("expected Content-Type: application/json")
         }
-        JsonRejection::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+        JsonRejection::BytesRejection(e)
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
             ApiError::too_large(format!(
                 "request body larger than {} bytes",
                 super::JSON_BODY_LIMIT
