@@ -57,11 +57,16 @@ impl Permission {
 
     /// Stored as a comma-separated list.
     pub fn parse_list(s: &str) -> Vec<Permission> {
-        s.split(',').filter_map(|p| Permission::parse(p.trim())).collect()
+        s.split(',')
+            .filter_map(|p| Permission::parse(p.trim()))
+            .collect()
     }
 
     pub fn join(list: &[Permission]) -> String {
-        list.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
+        list.iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -69,7 +74,10 @@ impl Permission {
 #[derive(Debug, Clone)]
 pub enum Caller {
     Admin,
-    ApiKey { id: i32, permissions: Vec<Permission> },
+    ApiKey {
+        id: i32,
+        permissions: Vec<Permission>,
+    },
 }
 
 impl Caller {

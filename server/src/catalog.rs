@@ -124,10 +124,7 @@ impl Catalog {
     }
 
     fn current(&self) -> Arc<Snapshot> {
-        self.snapshot
-            .read()
-            .expect("catalog lock poisoned")
-            .clone()
+        self.snapshot.read().expect("catalog lock poisoned").clone()
     }
 
     pub async fn reload_all(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
@@ -164,7 +161,11 @@ impl Catalog {
     }
 
     /// Re-reads one distribution (or drops it when it no longer exists).
-    pub async fn refresh_distribution(&self, db: &DatabaseConnection, id: i32) -> Result<(), DbErr> {
+    pub async fn refresh_distribution(
+        &self,
+        db: &DatabaseConnection,
+        id: i32,
+    ) -> Result<(), DbErr> {
         let _guard = self.refresh.lock().await;
         let row = distribution::Entity::find_by_id(id).one(db).await?;
         let mut snap = Snapshot {

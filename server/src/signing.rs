@@ -86,7 +86,12 @@ impl Signer {
     /// Without a QueryID equal bodies get equal signatures, so each is computed once.
     pub fn sign_cached(&self, body: &[u8]) -> Arc<str> {
         let digest: [u8; 32] = sha2::Sha256::digest(body).into();
-        if let Some(hit) = self.cache.lock().expect("signature cache poisoned").get(&digest) {
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .expect("signature cache poisoned")
+            .get(&digest)
+        {
             return hit.clone();
         }
         let signature: Arc<str> = self.sign(b"", body).into();

@@ -115,7 +115,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
             let name = format!("DEMO_CRM_{version}.zip");
             let zip = demo_zip(
                 &format!("DEMO_CRM_{version}.cfe"),
-                format!("demo extension {version}\n").repeat(2000).as_bytes(),
+                format!("demo extension {version}\n")
+                    .repeat(2000)
+                    .as_bytes(),
             );
             let (status, file) = call(
                 Method::PUT,

@@ -139,7 +139,10 @@ mod tests {
 
     #[test]
     fn lapsed_subscription_keeps_earlier_releases() {
-        let s = standing(Some((85, 43)), Some(&license(vec![grant(Some(at(2026, 6, 1)))])));
+        let s = standing(
+            Some((85, 43)),
+            Some(&license(vec![grant(Some(at(2026, 6, 1)))])),
+        );
         assert!(downloadable(&s, at(2026, 5, 31)).is_ok());
         assert!(downloadable(&s, at(2026, 6, 1)).is_ok());
         let why = downloadable(&s, at(2026, 6, 2)).unwrap_err();

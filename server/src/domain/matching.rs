@@ -58,16 +58,13 @@ pub fn match_compatibility(
         .collect();
     let wildcard: Vec<&CompatEntry> = entries.iter().filter(|e| e.is_wildcard()).collect();
 
-    let matched = named
-        .iter()
-        .find(|e| e.in_range(conf_version))
-        .or_else(|| {
-            if named.is_empty() {
-                wildcard.iter().find(|e| e.in_range(conf_version))
-            } else {
-                None
-            }
-        });
+    let matched = named.iter().find(|e| e.in_range(conf_version)).or_else(|| {
+        if named.is_empty() {
+            wildcard.iter().find(|e| e.in_range(conf_version))
+        } else {
+            None
+        }
+    });
     if let Some(entry) = matched {
         return CompatMatch {
             compatible: true,
@@ -100,7 +97,11 @@ mod tests {
     #[test]
     fn cyrillic_case_insensitive() {
         let entries = [entry("КомплекснаяАвтоматизация_CRM", "2.5.8.191", None)];
-        let m = match_compatibility(&entries, &fold("комплекснаяавтоматизация_crm"), &v("2.5.8.191"));
+        let m = match_compatibility(
+            &entries,
+            &fold("комплекснаяавтоматизация_crm"),
+            &v("2.5.8.191"),
+        );
         assert!(m.compatible);
         assert_eq!(m.min_1c_version, "2.5.8.191");
         let m = match_compatibility(&entries, &fold("КОМПЛЕКСНАЯАВТОМАТИЗАЦИЯ_CRM"), &v("2.5.9"));

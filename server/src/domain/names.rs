@@ -101,7 +101,13 @@ mod tests {
     #[test]
     fn keys() {
         assert!(LicenseKey::parse("MIKO-XXXXX-XXXXX-XXXXX-XXXXX").is_ok());
-        for bad in ["abc", "MIKO XXXX", "MIKO_1234", "ключ-1234", &"x".repeat(65)] {
+        for bad in [
+            "abc",
+            "MIKO XXXX",
+            "MIKO_1234",
+            "ключ-1234",
+            &"x".repeat(65),
+        ] {
             assert!(LicenseKey::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(

@@ -75,7 +75,14 @@ mod tests {
         Version::parse_1c(s).unwrap()
     }
 
-    fn release(id: i32, version: &str, day: u32, prerelease: bool, conf: &str, min: &str) -> Arc<Release> {
+    fn release(
+        id: i32,
+        version: &str,
+        day: u32,
+        prerelease: bool,
+        conf: &str,
+        min: &str,
+    ) -> Arc<Release> {
         Arc::new(Release {
             id,
             version: v(version),
@@ -113,7 +120,11 @@ mod tests {
         }
     }
 
-    fn ctx<'a>(installed: Option<&'a Version>, cv: &'a Version, standing: &'a Standing) -> CheckContext<'a> {
+    fn ctx<'a>(
+        installed: Option<&'a Version>,
+        cv: &'a Version,
+        standing: &'a Standing,
+    ) -> CheckContext<'a> {
         CheckContext {
             installed,
             conf: "УТ",
