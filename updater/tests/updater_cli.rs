@@ -556,6 +556,7 @@ fn tampered_bytes_are_refused_and_old_install_stays() {
         .insert("a.zip".into(), tampered);
     let r = c.run(&["install", "--json"]);
     assert_eq!(r.code, 4, "{r}");
+    example("install refused", &r);
     let msg = r.json()["error"].as_str().unwrap().to_owned();
     assert!(msg.contains("a.zip") && msg.contains("sha256"), "{msg}");
     assert_eq!(c.visible_files(), vec!["current", "releases/1.0/a.zip"]);
@@ -666,6 +667,15 @@ fn usage_errors_exit_2() {
     assert_eq!(
         c.run(&["check", "--public-key", bad.to_str().unwrap()])
             .code,
+        2
+    );
+    // A CA file without certificates, or missing.
+    assert_eq!(
+        c.run(&["check", "--ca-file", bad.to_str().unwrap()]).code,
+        2
+    );
+    assert_eq!(
+        c.run(&["check", "--ca-file", "/nonexistent/ca.pem"]).code,
         2
     );
     // --help works and shows examples.
