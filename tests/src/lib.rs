@@ -12,24 +12,28 @@ use serde_json::Value;
 
 pub const ADMIN_PASSWORD: &str = "test-admin-password";
 
-/// Directory of the built binaries (`target/debug`), built on first use so a plain
-/// `cargo test --workspace` always runs the current code.
+/// Directory of the built binaries (`target/debug`). The README's test command builds them
+/// first (`cargo build --workspace --bins && cargo test --workspace`); cargo holds its build
+/// lock while tests run, so a test cannot build them itself.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "--bin", "vypusk", "--bin", "vypusk-update"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("cannot run cargo build");
-        assert!(status.success(), "building the binaries failed");
         // target/debug/deps/<test> → target/debug
         let exe = std::env::current_exe().expect("test executable path");
-        exe.parent()
+        let dir = exe
+            .parent()
             .and_then(Path::parent)
             .expect("target/debug")
-            .to_path_buf()
+            .to_path_buf();
+        for bin in ["vypusk", "vypusk-update"] {
+            assert!(
+                dir.join(bin).exists(),
+                "{} is missing: run `cargo build --workspace --bins` before the tests \
+                 (the README's test command does)",
+                dir.join(bin).display()
+            );
+        }
+        dir
     })
 }
 
