@@ -107,6 +107,11 @@ pub fn fetch(
                 restart_budget -= 1;
             }
             Err(Step::Retry(why)) => {
+                let why = if why == RESTART {
+                    "the server kept answering the resumed range wrongly".to_owned()
+                } else {
+                    why
+                };
                 if attempt >= http.retries {
                     progress.finish();
                     return Err(Failure::network(format!(
