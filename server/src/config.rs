@@ -59,10 +59,10 @@ pub struct SettingsFlags {
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub listen: Option<String>,
     /// Public base URL used in download links.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub public_url: Option<String>,
     /// Database URL (sqlite://… or postgres://…).
     #[arg(long, global = true)]
