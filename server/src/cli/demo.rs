@@ -223,7 +223,7 @@ fn demo_zip(name: &str, content: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&size.to_le_bytes());
     out.extend_from_slice(&size.to_le_bytes());
     out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    out.extend_from_slice(&[0u8; 12]); // extra, comment, disk, internal attrs
+    out.extend_from_slice(&[0u8; 8]); // extra, comment, disk, internal attrs
     out.extend_from_slice(&0u32.to_le_bytes()); // external attrs
     out.extend_from_slice(&0u32.to_le_bytes()); // local header offset
     out.extend_from_slice(name);
@@ -267,9 +267,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.zip");
         std::fs::write(&path, demo_zip("Расширение.cfe", b"hello")).unwrap();
-        // `unzip -t` is not everywhere; check the signatures and sizes instead.
+        // `unzip -t` is not everywhere; follow the end record to the central directory instead.
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..4], b"PK\x03\x04");
-        assert_eq!(&bytes[bytes.len() - 22..bytes.len() - 18], b"PK\x05\x06");
+        let end = &bytes[bytes.len() - 22..];
+        assert_eq!(&end[..4], b"PK\x05\x06");
+        let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap()) as usize;
+        let (cd_size, cd_at) = (u32_at(end, 12), u32_at(end, 16));
+        assert_eq!(&bytes[cd_at..cd_at + 4], b"PK\x01\x02");
+        assert_eq!(cd_at + cd_size, bytes.len() - 22);
+        // Central header: fixed 46 bytes, then the name.
+        assert_eq!(cd_size, 46 + "Расширение.cfe".len());
     }
 }
