@@ -29,6 +29,9 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// Failed license lookups allowed per client address per minute before 429.
     pub license_failures_per_minute: u32,
+    /// Raw statistics events older than this many days are deleted (roll-ups stay); 0 keeps
+    /// them forever.
+    pub stats_retention_days: u32,
 }
 
 impl Default for Settings {
@@ -45,6 +48,7 @@ impl Default for Settings {
             admin_password: None,
             max_upload_bytes: 4 << 30,
             license_failures_per_minute: 30,
+            stats_retention_days: 400,
         }
     }
 }
@@ -132,10 +136,13 @@ impl Settings {
         where
             T::Err: std::fmt::Display,
         {
-            value.trim().parse().map_err(|e: T::Err| SettingsError::Value {
-                key: key.to_owned(),
-                why: e.to_string(),
-            })
+            value
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| SettingsError::Value {
+                    key: key.to_owned(),
+                    why: e.to_string(),
+                })
         }
         let get = |key: &str| env(key).filter(|v| !v.is_empty());
         if let Some(v) = get("VYPUSK_DATA_DIR") {
@@ -174,6 +181,9 @@ impl Settings {
         }
         if let Some(v) = get("VYPUSK_LICENSE_FAILURES_PER_MINUTE") {
             self.license_failures_per_minute = parse("VYPUSK_LICENSE_FAILURES_PER_MINUTE", &v)?;
+        }
+        if let Some(v) = get("VYPUSK_STATS_RETENTION_DAYS") {
+            self.stats_retention_days = parse("VYPUSK_STATS_RETENTION_DAYS", &v)?;
         }
         Ok(())
     }
@@ -284,7 +294,9 @@ mod tests {
         assert!(Settings::load(&SettingsFlags::default(), env).is_err());
         let env = |k: &str| (k == "VYPUSK_PRERELEASE_NETWORKS").then(|| "10.0.0.0/99".to_owned());
         assert!(Settings::load(&SettingsFlags::default(), env).is_err());
-        let env = |k: &str| (k == "VYPUSK_PRERELEASE_NETWORKS").then(|| "10.0.0.0/8, 192.168.1.7".to_owned());
+        let env = |k: &str| {
+            (k == "VYPUSK_PRERELEASE_NETWORKS").then(|| "10.0.0.0/8, 192.168.1.7".to_owned())
+        };
         let s = Settings::load(&SettingsFlags::default(), env).unwrap();
         assert_eq!(s.prerelease_networks().unwrap().len(), 2);
     }

@@ -18,6 +18,7 @@ pub mod recorder;
 pub mod routes;
 pub mod signing;
 pub mod state;
+pub mod stats;
 pub mod tokens;
 
 use std::future::Future;
@@ -33,7 +34,7 @@ use crate::state::AppState;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Opens everything under `settings` (database with migrations applied, storage, keys,
-/// catalog) and returns the state plus the task that writes download events.
+/// catalog) and returns the state plus the task that writes statistics events.
 pub async fn open(
     settings: &Settings,
     public_url: String,
@@ -57,7 +58,21 @@ pub async fn open(
             secret
         })?;
     let catalog = catalog::Catalog::load(&db).await?;
-    let (downloads, recorder_task) = recorder::DownloadRecorder::start(db.clone());
+    let salt = fsutil::read_or_create_secret(
+        &settings.data_dir.join(stats::capture::SALT_FILE),
+        || {
+            let mut salt = vec![0u8; 32];
+            rand::Rng::fill(&mut rand::rng(), &mut salt[..]);
+            salt
+        },
+    )?;
+    let (stats, recorder_task) = recorder::Recorder::start(
+        db.clone(),
+        recorder::RecorderOptions {
+            salt,
+            retention_days: settings.stats_retention_days,
+        },
+    );
     let database_kind = db::kind(&db);
     let state = AppState {
         db,
@@ -71,7 +86,7 @@ pub async fn open(
         )),
         settings: Arc::new(settings.clone()),
         public_url: public_url.into(),
-        downloads,
+        stats,
         auth: Default::default(),
         started: chrono::Utc::now(),
         database_kind,
@@ -79,7 +94,7 @@ pub async fn open(
     Ok((state, recorder_task))
 }
 
-/// Serves until `shutdown` resolves; in-flight requests finish and queued download events are
+/// Serves until `shutdown` resolves; in-flight requests finish and queued statistics events are
 /// written before it returns.
 pub async fn launch(
     settings: Settings,

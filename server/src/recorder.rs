@@ -1,23 +1,54 @@
-//! Counted downloads go through a bounded queue and are written in batches, so a download never
-//! waits for the database. A full queue drops the event and counts the drop.
+//! The statistics pipeline: checks and counted downloads go through one bounded in-memory
+//! queue and are written in batches (at most `MAX_DELAY` late), so neither the check path nor a
+//! download ever waits for the database. A full queue drops the event and counts the drop.
+//!
+//! Each batch is one transaction: raw rows (`check_events`, `download_events`) plus the deltas
+//! of the daily roll-ups computed by [`crate::stats::rollup`]. Raw events older than the
+//! retention period are deleted in the background; roll-ups are kept.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
+    TransactionTrait, Value,
+};
 use tokio::sync::{mpsc, watch};
 
-use crate::entities::download_event;
+use crate::entities::{check_event, download_event};
+use crate::stats::capture::{CheckEvent, DownloadEvent, Event};
+use crate::stats::rollup::{self, KnownDownload, Plan};
 
-const QUEUE: usize = 65_536;
-const BATCH: usize = 1_000;
+pub const QUEUE: usize = 65_536;
+const BATCH: usize = 5_000;
 const MAX_DELAY: Duration = Duration::from_millis(500);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bind-parameter limits.
+const ROWS_PER_STATEMENT: usize = 500;
 
+pub struct RecorderOptions {
+    /// Salt of client-address hashes.
+    pub salt: Vec<u8>,
+    /// Raw events older than this many days are deleted; 0 keeps them forever.
+    pub retention_days: u32,
+}
+
+/// Counters of the pipeline, for the stats API.
+#[derive(Default)]
+pub struct Counters {
+    pub dropped: AtomicU64,
+    pub written: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// The sending side; cheap to clone.
 #[derive(Clone)]
-pub struct DownloadRecorder {
-    tx: mpsc::Sender<download_event::ActiveModel>,
-    dropped: Arc<AtomicU64>,
+pub struct Recorder {
+    tx: mpsc::Sender<Event>,
+    counters: Arc<Counters>,
 }
 
 pub struct RecorderTask {
@@ -33,37 +64,62 @@ impl RecorderTask {
     }
 }
 
-impl DownloadRecorder {
-    pub fn start(db: DatabaseConnection) -> (DownloadRecorder, RecorderTask) {
+impl Recorder {
+    pub fn start(db: DatabaseConnection, options: RecorderOptions) -> (Recorder, RecorderTask) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (stop, stop_rx) = watch::channel(false);
-        let handle = tokio::spawn(write_loop(db, rx, stop_rx));
-        (
-            DownloadRecorder {
-                tx,
-                dropped: Arc::new(AtomicU64::new(0)),
-            },
-            RecorderTask { handle, stop },
-        )
+        let counters = Arc::new(Counters::default());
+        let handle = tokio::spawn(write_loop(db, rx, stop_rx, options, counters.clone()));
+        (Recorder { tx, counters }, RecorderTask { handle, stop })
     }
 
-    pub fn record(&self, event: download_event::ActiveModel) {
+    fn send(&self, event: Event) {
         if self.tx.try_send(event).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
+    /// Records a check; never waits.
+    pub fn check(&self, event: CheckEvent) {
+        self.send(Event::Check(event));
+    }
+
+    /// Records one request of a counted download; never waits.
+    pub fn download(&self, event: DownloadEvent) {
+        self.send(Event::Download(event));
+    }
+
+    /// Events lost because the queue was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events written to the database.
+    pub fn written(&self) -> u64 {
+        self.counters.written.load(Ordering::Relaxed)
+    }
+
+    /// Events lost because their batch could not be written.
+    pub fn failed(&self) -> u64 {
+        self.counters.failed.load(Ordering::Relaxed)
+    }
+
+    /// Events waiting in the queue.
+    pub fn queued(&self) -> usize {
+        QUEUE - self.tx.capacity()
     }
 }
 
 async fn write_loop(
     db: DatabaseConnection,
-    mut rx: mpsc::Receiver<download_event::ActiveModel>,
+    mut rx: mpsc::Receiver<Event>,
     mut stop: watch::Receiver<bool>,
+    options: RecorderOptions,
+    counters: Arc<Counters>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             first = rx.recv() => {
@@ -76,34 +132,356 @@ async fn write_loop(
                         _ => break,
                     }
                 }
-                write(&db, &mut batch).await;
+                write(&db, &mut batch, &options.salt, &counters).await;
+            }
+            _ = prune.tick() => {
+                if options.retention_days > 0 {
+                    prune_raw_events(&db, options.retention_days).await;
+                }
             }
             _ = stop.changed() => {
                 while let Ok(e) = rx.try_recv() {
                     batch.push(e);
                     if batch.len() >= BATCH {
-                        write(&db, &mut batch).await;
+                        write(&db, &mut batch, &options.salt, &counters).await;
                     }
                 }
-                write(&db, &mut batch).await;
+                write(&db, &mut batch, &options.salt, &counters).await;
                 break;
             }
         }
     }
 }
 
-async fn write(db: &DatabaseConnection, batch: &mut Vec<download_event::ActiveModel>) {
+async fn write(db: &DatabaseConnection, batch: &mut Vec<Event>, salt: &[u8], counters: &Counters) {
     if batch.is_empty() {
         return;
     }
     let events = std::mem::take(batch);
-    let count = events.len();
-    // The dedup key makes a resumed download count once.
-    let result = download_event::Entity::insert_many(events)
-        .on_conflict_do_nothing_on([download_event::Column::DedupKey])
-        .exec_without_returning(db)
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, count, "cannot write download events");
+    let count = events.len() as u64;
+    // One retry: a busy SQLite or a dropped PostgreSQL connection should not lose a batch.
+    let mut result = write_batch(db, events.clone(), salt).await;
+    if result.is_err() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        result = write_batch(db, events, salt).await;
+    }
+    match result {
+        Ok(()) => {
+            counters.written.fetch_add(count, Ordering::Relaxed);
+        }
+        Err(e) => {
+            counters.failed.fetch_add(count, Ordering::Relaxed);
+            tracing::error!(error = %e, count, "cannot write statistics events");
+        }
+    }
+}
+
+/// Writes one batch: raw rows and roll-up deltas in one transaction.
+pub async fn write_batch(
+    db: &DatabaseConnection,
+    events: Vec<Event>,
+    salt: &[u8],
+) -> Result<(), DbErr> {
+    let mut checks = Vec::new();
+    let mut downloads = Vec::new();
+    for event in events {
+        match event {
+            Event::Check(c) => checks.push(c),
+            Event::Download(d) => downloads.push(d),
+        }
+    }
+    let mut plan = Plan::default();
+    rollup::plan_checks(&mut plan, checks, salt);
+    let txn = db.begin().await?;
+    let known = known_downloads(&txn, &downloads).await?;
+    rollup::plan_downloads(&mut plan, downloads, known);
+    apply(&txn, plan).await?;
+    txn.commit().await
+}
+
+/// The downloads of this batch that the database has already counted.
+async fn known_downloads(
+    db: &impl ConnectionTrait,
+    events: &[DownloadEvent],
+) -> Result<HashMap<String, KnownDownload>, DbErr> {
+    let mut keys: Vec<&str> = events.iter().map(|e| e.dedup_key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut known = HashMap::new();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let rows = download_event::Entity::find()
+            .filter(download_event::Column::DedupKey.is_in(chunk.iter().copied()))
+            .all(db)
+            .await?;
+        for row in rows {
+            known.insert(
+                row.dedup_key.clone(),
+                KnownDownload {
+                    at: row.at,
+                    distribution_id: row.distribution_id,
+                    release_id: row.release_id,
+                    file_id: row.file_id,
+                    license_key: row.license_key,
+                    conf: row.conf,
+                    installed_version: row.installed_version,
+                    completed: row.completed,
+                },
+            );
+        }
+    }
+    Ok(known)
+}
+
+async fn apply(db: &impl ConnectionTrait, plan: Plan) -> Result<(), DbErr> {
+    let Plan {
+        check_rows,
+        download_inserts,
+        download_updates,
+        downloads,
+        license_downloads,
+        upgrades,
+        checks,
+        installations,
+    } = plan;
+
+    let check_models = check_rows.into_iter().map(|row| check_event::ActiveModel {
+        at: Set(row.event.at),
+        distribution_id: Set(row.event.distribution_id),
+        installed_version: Set(row.event.installed_version),
+        conf: Set(row.event.conf),
+        conf_version: Set(row.event.conf_version),
+        offered_version: Set(row.event.offered_version),
+        license_key: Set(row.event.license_key),
+        client_hash: Set(row.client_hash),
+        ..Default::default()
+    });
+    for chunk in chunks(check_models) {
+        check_event::Entity::insert_many(chunk)
+            .exec_without_returning(db)
+            .await?;
+    }
+
+    let download_models = download_inserts
+        .into_iter()
+        .map(|e| download_event::ActiveModel {
+            at: Set(e.at),
+            distribution_id: Set(e.distribution_id),
+            release_id: Set(e.release_id),
+            file_id: Set(e.file_id),
+            license_key: Set(e.license_key),
+            conf: Set(e.conf),
+            conf_version: Set(e.conf_version),
+            installed_version: Set(e.installed_version),
+            bytes: Set(i64::try_from(e.bytes).unwrap_or(i64::MAX)),
+            completed: Set(e.completed),
+            dedup_key: Set(e.dedup_key),
+            ..Default::default()
+        });
+    for chunk in chunks(download_models) {
+        download_event::Entity::insert_many(chunk)
+            .on_conflict_do_nothing_on([download_event::Column::DedupKey])
+            .exec_without_returning(db)
+            .await?;
+    }
+    for update in download_updates {
+        let mut stmt = download_event::Entity::update_many().col_expr(
+            download_event::Column::Bytes,
+            Expr::col(download_event::Column::Bytes).add(update.add_bytes),
+        );
+        if update.completed {
+            stmt = stmt.col_expr(download_event::Column::Completed, Expr::value(true));
+        }
+        stmt.filter(download_event::Column::DedupKey.eq(update.dedup_key))
+            .exec(db)
+            .await?;
+    }
+
+    upsert_sums(
+        db,
+        "stats_daily_downloads",
+        &["day", "distribution_id", "release_id", "file_id", "conf"],
+        &["downloads", "completed", "bytes"],
+        downloads.into_iter().map(|(k, c)| {
+            vec![
+                k.day.into(),
+                k.distribution_id.into(),
+                k.release_id.into(),
+                k.file_id.into(),
+                k.conf.into(),
+                c.downloads.into(),
+                c.completed.into(),
+                c.bytes.into(),
+            ]
+        }),
+    )
+    .await?;
+    upsert_sums(
+        db,
+        "stats_daily_license_downloads",
+        &["day", "distribution_id", "release_id", "license_key"],
+        &["downloads", "completed", "bytes"],
+        license_downloads.into_iter().map(|(k, c)| {
+            vec![
+                k.day.into(),
+                k.distribution_id.into(),
+                k.release_id.into(),
+                k.license_key.into(),
+                c.downloads.into(),
+                c.completed.into(),
+                c.bytes.into(),
+            ]
+        }),
+    )
+    .await?;
+    upsert_sums(
+        db,
+        "stats_daily_upgrades",
+        &["day", "distribution_id", "installed_version", "release_id"],
+        &["downloads"],
+        upgrades.into_iter().map(|(k, n)| {
+            vec![
+                k.day.into(),
+                k.distribution_id.into(),
+                k.installed_version.into(),
+                k.release_id.into(),
+                n.into(),
+            ]
+        }),
+    )
+    .await?;
+    upsert_sums(
+        db,
+        "stats_daily_checks",
+        &["day", "distribution_id", "conf", "installed_version"],
+        &["checks"],
+        checks.into_iter().map(|(k, n)| {
+            vec![
+                k.day.into(),
+                k.distribution_id.into(),
+                k.conf.into(),
+                k.installed_version.into(),
+                n.into(),
+            ]
+        }),
+    )
+    .await?;
+
+    // Installations: the newest check wins; `first_seen` stays.
+    const TABLE: &str = "stats_installations";
+    let rows: Vec<Vec<Value>> = installations
+        .into_iter()
+        .map(|(k, s)| {
+            vec![
+                k.distribution_id.into(),
+                k.installation.into(),
+                k.conf.into(),
+                s.installed_version.into(),
+                s.conf_version.into(),
+                s.first_seen.into(),
+                s.last_seen.into(),
+            ]
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut stmt = Query::insert();
+        stmt.into_table(TABLE).columns([
+            "distribution_id",
+            "installation",
+            "conf",
+            "installed_version",
+            "conf_version",
+            "first_seen",
+            "last_seen",
+        ]);
+        for row in chunk {
+            stmt.values_panic(row.iter().cloned().map(Expr::val));
+        }
+        stmt.on_conflict(
+            OnConflict::columns(["distribution_id", "installation", "conf"])
+                .update_columns(["installed_version", "conf_version", "last_seen"])
+                .action_and_where(
+                    Expr::col(("excluded", "last_seen")).gte(Expr::col((TABLE, "last_seen"))),
+                )
+                .to_owned(),
+        );
+        db.execute(&stmt).await?;
+    }
+    Ok(())
+}
+
+fn chunks<T>(items: impl Iterator<Item = T>) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
+    for item in items {
+        match out.last_mut() {
+            Some(last) if last.len() < ROWS_PER_STATEMENT => last.push(item),
+            _ => out.push(vec![item]),
+        }
+    }
+    out
+}
+
+/// `INSERT … ON CONFLICT (keys) DO UPDATE SET s = table.s + excluded.s` for each sum column.
+/// The rows' keys are distinct (they come from a map), as PostgreSQL requires.
+async fn upsert_sums(
+    db: &impl ConnectionTrait,
+    table: &'static str,
+    keys: &[&'static str],
+    sums: &[&'static str],
+    rows: impl Iterator<Item = Vec<Value>>,
+) -> Result<(), DbErr> {
+    let rows: Vec<Vec<Value>> = rows.collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut stmt = Query::insert();
+        stmt.into_table(table)
+            .columns(keys.iter().chain(sums.iter()).copied());
+        for row in chunk {
+            stmt.values_panic(row.iter().cloned().map(Expr::val));
+        }
+        stmt.on_conflict(
+            OnConflict::columns(keys.iter().copied())
+                .values(
+                    sums.iter()
+                        .map(|&s| (s, Expr::col((table, s)).add(Expr::col(("excluded", s))))),
+                )
+                .to_owned(),
+        );
+        db.execute(&stmt).await?;
+    }
+    Ok(())
+}
+
+/// Deletes raw events older than the retention period, in chunks so the writer is never
+/// held for long.
+async fn prune_raw_events(db: &DatabaseConnection, retention_days: u32) {
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(retention_days));
+    for table in ["check_events", "download_events"] {
+        loop {
+            let sql = format!(
+                "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE at < {} LIMIT 10000)",
+                placeholder(db, 1)
+            );
+            let stmt = sea_orm::Statement::from_sql_and_values(
+                db.get_database_backend(),
+                sql,
+                [cutoff.into()],
+            );
+            match db.execute_raw(stmt).await {
+                Ok(r) if r.rows_affected() > 0 => {
+                    tracing::debug!(table, deleted = r.rows_affected(), "pruned raw events")
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, table, "cannot prune raw statistics events");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn placeholder(db: &DatabaseConnection, n: usize) -> String {
+    match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
     }
 }

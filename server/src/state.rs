@@ -11,7 +11,7 @@ use crate::auth::AuthCache;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::ratelimit::FailureLimiter;
-use crate::recorder::DownloadRecorder;
+use crate::recorder::Recorder;
 use crate::signing::Signer;
 use crate::tokens::TokenSigner;
 
@@ -27,7 +27,8 @@ pub struct AppState {
     pub public_url: Arc<str>,
     pub prerelease_networks: Arc<Vec<ipnet::IpNet>>,
     pub limiter: Arc<FailureLimiter>,
-    pub downloads: DownloadRecorder,
+    /// The statistics pipeline (checks and counted downloads).
+    pub stats: Recorder,
     pub auth: Arc<AuthCache>,
     pub started: DateTime<Utc>,
     /// `sqlite` or `postgres`, for serverinfo.

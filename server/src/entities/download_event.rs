@@ -14,6 +14,8 @@ pub struct Model {
     pub conf_version: String,
     pub installed_version: String,
     pub bytes: i64,
+    /// Some request of this download delivered the file's last byte (see `stats`).
+    pub completed: bool,
     pub dedup_key: String,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod admin_user;
 pub mod api_key;
+pub mod check_event;
 pub mod compatibility;
 pub mod distribution;
 pub mod download_event;
@@ -11,3 +12,8 @@ pub mod license;
 pub mod license_feature;
 pub mod release;
 pub mod release_metadata;
+pub mod stats_daily_check;
+pub mod stats_daily_download;
+pub mod stats_daily_license_download;
+pub mod stats_daily_upgrade;
+pub mod stats_installation;

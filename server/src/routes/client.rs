@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::SecondsFormat;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::{Map, Value};
 use vypusk_protocol::Version;
 use vypusk_protocol::wire::{
@@ -22,7 +21,6 @@ use crate::catalog::{Distribution, Release};
 use crate::domain::licensing::{self, LicenseView, Standing};
 use crate::domain::selection::{self, CheckContext, Offer};
 use crate::domain::{LicenseKey, parse_flag};
-use crate::entities::download_event;
 use crate::error::ClientError;
 use crate::routes::files::{CountedDownload, serve_file};
 use crate::state::AppState;
@@ -37,7 +35,10 @@ pub fn router() -> Router<AppState> {
             "/v1/1c/getExtensionHash/{type}/{version}",
             get(get_extension_hash),
         )
-        .route("/v1/1c/getModuleFile/{type}/{version}", get(get_module_file_free))
+        .route(
+            "/v1/1c/getModuleFile/{type}/{version}",
+            get(get_module_file_free),
+        )
         .route(
             "/v1/1c/getModuleFile/{type}/{version}/{hash}",
             get(get_module_file),
@@ -127,7 +128,10 @@ fn published_distribution(state: &AppState, code: &str) -> Result<Arc<Distributi
 
 fn in_prerelease_network(state: &AppState, ip: IpAddr) -> bool {
     let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     state.prerelease_networks.iter().any(|n| n.contains(&ip))
@@ -179,7 +183,9 @@ impl CheckRequest {
     fn parse(state: &AppState, body: &Map<String, Value>, ip: IpAddr) -> Result<Self, ClientError> {
         let code = required_field(body, "TYPE")?;
         let dist = published_distribution(state, code)?;
-        let installed_text = text_field(body, "INSTALLED_VERSION")?.unwrap_or("").to_owned();
+        let installed_text = text_field(body, "INSTALLED_VERSION")?
+            .unwrap_or("")
+            .to_owned();
         let installed = if installed_text.is_empty() {
             None
         } else {
@@ -240,6 +246,7 @@ async fn get_available_releases(
     let request = CheckRequest::parse(&state, &body, addr.ip())?;
     let standing = request.standing();
     let offers = request.offers(&standing);
+    record_check(&state, &request, &offers, addr.ip());
     Ok(Json(answer(&state, &request, &offers)))
 }
 
@@ -250,10 +257,30 @@ async fn get_latest_release(
 ) -> Result<Json<ReleasesResponse>, ClientError> {
     let request = CheckRequest::parse(&state, &body, addr.ip())?;
     let standing = request.standing();
-    let latest: Vec<Offer> = selection::latest(request.offers(&standing), request.downloadable_only)
-        .into_iter()
-        .collect();
+    let latest: Vec<Offer> =
+        selection::latest(request.offers(&standing), request.downloadable_only)
+            .into_iter()
+            .collect();
+    record_check(&state, &request, &latest, addr.ip());
     Ok(Json(answer(&state, &request, &latest)))
+}
+
+/// Statistics: queues a check event (never waits for the database).
+fn record_check(state: &AppState, request: &CheckRequest, offers: &[Offer], ip: IpAddr) {
+    state.stats.check(crate::stats::capture::CheckEvent {
+        at: chrono::Utc::now(),
+        distribution_id: request.dist.id,
+        paid: request.dist.gate.is_some(),
+        installed_version: request.installed_text.clone(),
+        conf: request.conf.clone(),
+        conf_version: request.conf_version_text.clone(),
+        offered_version: offers
+            .first()
+            .map(|o| o.release.version.to_string())
+            .unwrap_or_default(),
+        license_key: request.license.as_ref().map(|l| l.key.clone()),
+        client: ip,
+    });
 }
 
 fn answer(state: &AppState, request: &CheckRequest, offers: &[Offer]) -> ReleasesResponse {
@@ -362,17 +389,7 @@ async fn get_module_info(
     };
     let sees_prereleases =
         licensing::sees_prereleases(license.as_deref(), in_prerelease_network(&state, addr.ip()));
-    let counts: std::collections::HashMap<i32, i64> = download_event::Entity::find()
-        .select_only()
-        .column(download_event::Column::ReleaseId)
-        .column_as(download_event::Column::Id.count(), "downloads")
-        .filter(download_event::Column::DistributionId.eq(dist.id))
-        .group_by(download_event::Column::ReleaseId)
-        .into_tuple::<(i32, i64)>()
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .collect();
+    let counts = crate::stats::query::downloads_per_release(&state.db, dist.id).await?;
     let releases = dist
         .releases
         .iter()
@@ -472,7 +489,16 @@ async fn get_module_file(
     headers: HeaderMap,
     Path((code, version, hash)): Path<(String, String, String)>,
 ) -> Result<Response, ClientError> {
-    module_file(&state, addr.ip(), &method, &headers, &code, &version, Some(&hash)).await
+    module_file(
+        &state,
+        addr.ip(),
+        &method,
+        &headers,
+        &code,
+        &version,
+        Some(&hash),
+    )
+    .await
 }
 
 /// `getModuleFile`: `hash` is a download token or the SHA-256 of the license key.
@@ -528,9 +554,12 @@ async fn module_file(
     let sees_prereleases =
         licensing::sees_prereleases(license.as_deref(), in_prerelease_network(state, ip));
     let release = find_release(&dist, version, |r| {
-        (!r.prerelease || sees_prereleases) && licensing::downloadable(&standing, r.published_at).is_ok()
+        (!r.prerelease || sees_prereleases)
+            && licensing::downloadable(&standing, r.published_at).is_ok()
     })?
-    .ok_or_else(|| ClientError::not_found(format!("no downloadable release {version} of {code}")))?;
+    .ok_or_else(|| {
+        ClientError::not_found(format!("no downloadable release {version} of {code}"))
+    })?;
     licensing::downloadable(&standing, release.published_at).map_err(ClientError::forbidden)?;
     let file = release
         .main_file()

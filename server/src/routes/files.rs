@@ -10,20 +10,19 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
-use sea_orm::Set;
+use futures::{Stream, StreamExt};
 use sha2::Digest;
 use vypusk_storage::BlobKey;
 
 use crate::catalog::{Distribution, File, Release};
 use crate::domain::licensing;
-use crate::entities::download_event;
+use crate::recorder::Recorder;
+use crate::stats::capture::DownloadEvent;
 use crate::error::ClientError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/files/{token}/{name}", get(download))
+    Router::new().route("/v1/files/{token}/{name}", get(download))
 }
 
 /// What to record when a counted download starts.
@@ -75,8 +74,7 @@ async fn download(
     if dist.gate.is_some() {
         let license = grant.k.as_deref().and_then(|k| state.catalog.license(k));
         let standing = licensing::standing(dist.gate, license.as_deref());
-        licensing::downloadable(&standing, release.published_at)
-            .map_err(ClientError::forbidden)?;
+        licensing::downloadable(&standing, release.published_at).map_err(ClientError::forbidden)?;
     }
     let counted = grant.c.then(|| CountedDownload {
         dedup_key: dedup_key(&[token.as_bytes(), &file.id.to_be_bytes()]),
@@ -101,7 +99,9 @@ pub async fn serve_file(
     let etag = format!("\"{}\"", file.sha256);
     let key = BlobKey::from_sha256_hex(&file.sha256).map_err(ClientError::internal)?;
 
-    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok())
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
         && inm.split(',').any(|t| {
             let t = t.trim();
             t == "*" || t.trim_start_matches("W/") == etag
@@ -140,23 +140,11 @@ pub async fn serve_file(
         _ => None,
     };
 
-    if *method != Method::HEAD
-        && let Some(c) = counted
-    {
-        state.downloads.record(download_event::ActiveModel {
-            at: Set(chrono::Utc::now()),
-            distribution_id: Set(dist.id),
-            release_id: Set(release.id),
-            file_id: Set(file.id),
-            license_key: Set(c.license_key),
-            conf: Set(c.conf),
-            conf_version: Set(c.conf_version),
-            installed_version: Set(c.installed_version),
-            bytes: Set(file.size as i64),
-            dedup_key: Set(c.dedup_key),
-            ..Default::default()
-        });
-    }
+    // Statistics: a counted GET becomes a download event when its body ends (see `stats`).
+    let counted = counted
+        .filter(|_| *method != Method::HEAD)
+        .map(|c| counted_event(dist, release, file, c));
+    let span = range.clone().unwrap_or(0..file.size);
 
     if state.settings.redirect_downloads && state.storage.supports_presign() {
         let ttl = std::time::Duration::from_secs(300);
@@ -166,6 +154,12 @@ pub async fn serve_file(
             .await
             .map_err(ClientError::from)?
         {
+            // The object store serves the bytes: assume it delivers the range.
+            if let Some(mut event) = counted {
+                event.bytes = span.end - span.start;
+                event.completed = span.end == file.size;
+                state.stats.download(event);
+            }
             return Ok((
                 StatusCode::FOUND,
                 [(header::LOCATION, header_value(url.as_str()))],
@@ -197,8 +191,82 @@ pub async fn serve_file(
         return Ok((status, response_headers).into_response());
     }
     let stream = state.storage.get(&key, range).await?;
-    let body = Body::from_stream(stream.map(|chunk| chunk.map_err(std::io::Error::other)));
+    let stream = stream.map(|chunk| chunk.map_err(std::io::Error::other));
+    let body = match counted {
+        Some(event) => Body::from_stream(CountedStream {
+            inner: stream,
+            recorder: state.stats.clone(),
+            event: Some(event),
+            remaining: span.end - span.start,
+            reaches_end: span.end == file.size,
+        }),
+        None => Body::from_stream(stream),
+    };
     Ok((status, response_headers, body).into_response())
+}
+
+fn counted_event(
+    dist: &Distribution,
+    release: &Release,
+    file: &File,
+    c: CountedDownload,
+) -> DownloadEvent {
+    DownloadEvent {
+        at: chrono::Utc::now(),
+        distribution_id: dist.id,
+        release_id: release.id,
+        file_id: file.id,
+        license_key: c.license_key,
+        conf: c.conf,
+        conf_version: c.conf_version,
+        installed_version: c.installed_version,
+        bytes: 0,
+        completed: false,
+        dedup_key: c.dedup_key,
+    }
+}
+
+/// The body of a counted download: counts the bytes handed to the connection and records the
+/// download event when the body ends or is dropped (client gone, error, shutdown).
+struct CountedStream<S> {
+    inner: S,
+    recorder: Recorder,
+    event: Option<DownloadEvent>,
+    /// Bytes of the response not yet handed over.
+    remaining: u64,
+    /// The response's range ends at the file's last byte.
+    reaches_end: bool,
+}
+
+impl<S> Stream for CountedStream<S>
+where
+    S: Stream<Item = Result<bytes::Bytes, std::io::Error>> + Unpin,
+{
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let polled = self.inner.poll_next_unpin(cx);
+        if let std::task::Poll::Ready(Some(Ok(chunk))) = &polled {
+            let n = chunk.len() as u64;
+            self.remaining = self.remaining.saturating_sub(n);
+            if let Some(e) = self.event.as_mut() {
+                e.bytes += n;
+            }
+        }
+        polled
+    }
+}
+
+impl<S> Drop for CountedStream<S> {
+    fn drop(&mut self) {
+        if let Some(mut event) = self.event.take() {
+            event.completed = self.reaches_end && self.remaining == 0;
+            self.recorder.download(event);
+        }
+    }
 }
 
 fn header_value(s: &str) -> HeaderValue {
@@ -209,7 +277,13 @@ fn header_value(s: &str) -> HeaderValue {
 fn content_disposition(name: &str) -> HeaderValue {
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let encoded = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC);
     header_value(&format!(

@@ -6,6 +6,7 @@ pub mod common;
 pub mod distributions;
 pub mod licenses;
 pub mod releases;
+pub mod stats;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
@@ -28,6 +29,7 @@ pub fn router(_state: &AppState) -> Router<AppState> {
         .merge(releases::router())
         .merge(licenses::router())
         .merge(api_keys::router())
+        .merge(stats::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -38,6 +40,10 @@ const URNS: &[&str] = &[
     "/api/v1/distributions",
     "/api/v1/licenses",
     "/api/v1/api-keys",
+    "/api/v1/stats/downloads",
+    "/api/v1/stats/upgrade-paths",
+    "/api/v1/stats/installed-base",
+    "/api/v1/stats/pipeline",
 ];
 
 async fn root() -> Json<Value> {

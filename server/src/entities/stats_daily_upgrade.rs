@@ -1,0 +1,22 @@
+//! Daily roll-up: downloads per installed version (`''` = fresh install) and release.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "stats_daily_upgrades")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub day: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub distribution_id: i32,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub installed_version: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub release_id: i32,
+    pub downloads: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,869 @@
+//! HTML statistics reports under `/reports` (askama templates in `templates/reports/`):
+//! an overview and a page per distribution, with server-rendered SVG charts, filters in the
+//! query string and a CSV link next to every table. No JavaScript, no external resource.
+//!
+//! Credentials are the vendor API's (permission `read`): HTTP Basic, an API key header, or the
+//! session cookie that the login form at `/reports/login` sets. A 401 carries
+//! `WWW-Authenticate: Basic`, so browsers prompt, and links to the login form.
+
+use std::sync::OnceLock;
+
+use askama::Template;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use sea_orm::{EntityTrait, QueryOrder};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::auth::{ADMIN_USER, Caller, Permission};
+use crate::entities::{api_key, distribution};
+use crate::error::ApiError;
+use crate::routes::api::stats::{
+    StatsParams, downloads_report, installed_base_report, render, upgrade_paths_report,
+};
+use crate::state::AppState;
+use crate::stats::chart::{self, group_digits, human_bytes};
+use crate::stats::query::{self, Cell, Table};
+
+const COOKIE: &str = "vypusk_reports";
+const SESSION_SECS: i64 = 12 * 3600;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/reports", get(overview))
+        .route("/reports/", get(overview))
+        .route("/reports/distributions/{code}", get(distribution_page))
+        .route("/reports/csv/{report}", get(csv))
+        .route("/reports/login", get(login_form).post(login))
+        .route("/reports/logout", get(logout).post(logout))
+}
+
+// ---------------------------------------------------------------------------------------
+// Authentication
+
+/// Someone allowed to read statistics.
+pub struct Reader;
+
+/// 401 (with the Basic challenge and a link to the login form), 403, or another error, as
+/// an HTML page.
+pub struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError {
+            status: e.status,
+            message: e.message,
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = ErrorPage {
+            status: self.status.as_u16(),
+            reason: self.status.canonical_reason().unwrap_or(""),
+            message: &self.message,
+            login: self.status == StatusCode::UNAUTHORIZED,
+        };
+        let mut response = (self.status, html(&page)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"vypusk\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        if let Some(who) = session_of(&parts.headers) {
+            if session_still_valid(state, &who).await {
+                return Ok(Reader);
+            }
+        }
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(Permission::Read)?;
+        Ok(Reader)
+    }
+}
+
+fn session_key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut key[..]);
+        key
+    })
+}
+
+fn session_mac(payload: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(session_key()).expect("any key length");
+    mac.update(payload.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `who.expiry.mac`; `who` is `admin` or `key<id>`. Sessions end when the server restarts.
+fn session_cookie(who: &str, now: i64) -> String {
+    let payload = format!("{who}.{}", now + SESSION_SECS);
+    format!("{payload}.{}", session_mac(&payload))
+}
+
+fn verify_session(value: &str, now: i64) -> Option<String> {
+    let (payload, mac) = value.rsplit_once('.')?;
+    let mut check = Hmac::<Sha256>::new_from_slice(session_key()).expect("any key length");
+    check.update(payload.as_bytes());
+    check.verify_slice(&hex::decode(mac).ok()?).ok()?;
+    let (who, expiry) = payload.rsplit_once('.')?;
+    (expiry.parse::<i64>().ok()? >= now).then(|| who.to_owned())
+}
+
+fn session_of(headers: &HeaderMap) -> Option<String> {
+    let now = chrono::Utc::now().timestamp();
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .filter(|(k, _)| *k == COOKIE)
+        .find_map(|(_, v)| verify_session(v, now))
+}
+
+/// An API key's session lasts only while the key exists and may read.
+async fn session_still_valid(state: &AppState, who: &str) -> bool {
+    if who == ADMIN_USER {
+        return true;
+    }
+    let Some(id) = who
+        .strip_prefix("key")
+        .and_then(|id| id.parse::<i32>().ok())
+    else {
+        return false;
+    };
+    match api_key::Entity::find_by_id(id).one(&state.db).await {
+        Ok(Some(row)) => Caller::ApiKey {
+            id,
+            permissions: Permission::parse_list(&row.permissions),
+        }
+        .has(Permission::Read),
+        _ => false,
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+#[derive(Deserialize, Default)]
+struct NextParam {
+    next: Option<String>,
+}
+
+async fn login_form(axum::extract::Query(q): axum::extract::Query<NextParam>) -> Response {
+    html(&LoginPage {
+        error: "",
+        next: safe_next(q.next.as_deref().unwrap_or("")),
+    })
+    .into_response()
+}
+
+/// Only local report URLs are followed after login.
+fn safe_next(next: &str) -> &str {
+    if next.starts_with("/reports") && !next.contains("//") && !next.contains('\\') {
+        next
+    } else {
+        "/reports"
+    }
+}
+
+async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+    let user = form.user.trim();
+    let authorization = if user.is_empty() || user == "apikey" {
+        // An API key in the password field.
+        (
+            header::HeaderName::from_static("x-api-key"),
+            form.password.trim().to_owned(),
+        )
+    } else {
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", form.password));
+        (header::AUTHORIZATION, format!("Basic {basic}"))
+    };
+    let mut request = axum::http::Request::builder();
+    if let Ok(v) = HeaderValue::from_str(&authorization.1) {
+        request = request.header(authorization.0, v);
+    }
+    let (mut parts, ()) = request.body(()).unwrap_or_default().into_parts();
+    let who = match Caller::from_request_parts(&mut parts, &state).await {
+        Ok(c) if c.has(Permission::Read) => match c {
+            Caller::Admin => ADMIN_USER.to_owned(),
+            Caller::ApiKey { id, .. } => format!("key{id}"),
+        },
+        Ok(_) => return login_failed("this API key may not read statistics", &form.next),
+        Err(_) => return login_failed("wrong user name, password or API key", &form.next),
+    };
+    let cookie = format!(
+        "{COOKIE}={}; Path=/reports; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECS}",
+        session_cookie(&who, chrono::Utc::now().timestamp())
+    );
+    let mut response = Redirect::to(safe_next(&form.next)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+fn login_failed(message: &str, next: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        html(&LoginPage {
+            error: message,
+            next: safe_next(next),
+        }),
+    )
+        .into_response()
+}
+
+async fn logout() -> Response {
+    let mut response = Redirect::to("/reports/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("vypusk_reports=; Path=/reports; HttpOnly; Max-Age=0"),
+    );
+    response
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages
+
+#[derive(Template)]
+#[template(path = "reports/login.html")]
+struct LoginPage<'a> {
+    error: &'a str,
+    next: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "reports/error.html")]
+struct ErrorPage<'a> {
+    status: u16,
+    reason: &'a str,
+    message: &'a str,
+    login: bool,
+}
+
+/// One report section: heading, optional chart, table, CSV link.
+pub struct Section {
+    pub id: &'static str,
+    pub title: String,
+    pub note: String,
+    pub svg: Option<String>,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<CellView>>,
+    pub totals: Vec<CellView>,
+    pub csv_url: String,
+    pub empty: bool,
+}
+
+pub struct CellView {
+    pub column: &'static str,
+    pub text: String,
+    /// Raw number, for numeric cells.
+    pub value: String,
+    pub numeric: bool,
+    pub link: String,
+}
+
+#[derive(Template)]
+#[template(path = "reports/page.html")]
+struct ReportPage {
+    title: String,
+    heading: String,
+    from: String,
+    to: String,
+    days: String,
+    distribution: String,
+    distributions: Vec<(String, String)>,
+    action: String,
+    show_days: bool,
+    summary: Vec<(String, String)>,
+    sections: Vec<Section>,
+    links: Vec<(String, String)>,
+}
+
+fn html<T: Template>(page: &T) -> Response {
+    match page.render() {
+        Ok(body) => Html(body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render a report template");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot render the page").into_response()
+        }
+    }
+}
+
+fn query_string(pairs: &[(&str, &str)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if !v.is_empty() {
+            s.append_pair(k, v);
+        }
+    }
+    s.finish()
+}
+
+fn placeholder(column: &str) -> &'static str {
+    match column {
+        "conf" => "(none)",
+        "license" => "(no license)",
+        "from_version" => "(new install)",
+        _ => "—",
+    }
+}
+
+fn cell_view(column: &'static str, cell: &Cell, row: &[Cell], table: &Table) -> CellView {
+    match cell {
+        Cell::Int(n) => CellView {
+            column,
+            text: if column == "bytes" {
+                human_bytes(*n)
+            } else if column == "release_id" {
+                n.to_string()
+            } else {
+                group_digits(*n)
+            },
+            value: n.to_string(),
+            numeric: column != "release_id",
+            link: String::new(),
+        },
+        Cell::Text(s) => {
+            let link = if column == "distribution" && !s.is_empty() {
+                let _ = (row, table);
+                format!(
+                    "/reports/distributions/{}",
+                    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                )
+            } else {
+                String::new()
+            };
+            CellView {
+                column,
+                text: if s.is_empty() {
+                    placeholder(column).to_owned()
+                } else {
+                    s.clone()
+                },
+                value: s.clone(),
+                numeric: false,
+                link,
+            }
+        }
+    }
+}
+
+fn section(
+    id: &'static str,
+    title: impl Into<String>,
+    table: &Table,
+    svg: Option<String>,
+    csv_url: String,
+) -> Section {
+    let rows: Vec<Vec<CellView>> = table
+        .rows
+        .iter()
+        .map(|row| {
+            table
+                .columns
+                .iter()
+                .zip(row)
+                .map(|(c, cell)| cell_view(c, cell, row, table))
+                .collect()
+        })
+        .collect();
+    let totals = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let numeric = table
+                .rows
+                .first()
+                .is_some_and(|r| matches!(r[i], Cell::Int(_)))
+                && *c != "release_id";
+            if numeric {
+                cell_view(c, &Cell::Int(table.total(c)), &[], table)
+            } else {
+                CellView {
+                    column: c,
+                    text: if i == 0 {
+                        "Total".into()
+                    } else {
+                        String::new()
+                    },
+                    value: String::new(),
+                    numeric: false,
+                    link: String::new(),
+                }
+            }
+        })
+        .collect();
+    Section {
+        id,
+        title: title.into(),
+        note: String::new(),
+        svg,
+        columns: table
+            .columns
+            .iter()
+            .map(|c| column_title(c).to_owned())
+            .collect(),
+        empty: rows.is_empty(),
+        rows,
+        totals,
+        csv_url,
+    }
+}
+
+fn column_title(c: &str) -> &str {
+    match c {
+        "day" => "Day (UTC)",
+        "distribution" => "Distribution",
+        "name" => "Name",
+        "release_id" => "Release id",
+        "version" => "Version",
+        "conf" => "Configuration",
+        "license" => "License",
+        "downloads" => "Downloads",
+        "completed" => "Completed",
+        "bytes" => "Bytes sent",
+        "from_version" => "Installed version",
+        "to_version" => "Downloaded version",
+        "installations" => "Installations",
+        other => other,
+    }
+}
+
+async fn distribution_choices(state: &AppState) -> Vec<(String, String)> {
+    distribution::Entity::find()
+        .order_by_asc(distribution::Column::Code)
+        .all(&state.db)
+        .await
+        .map(|ds| ds.into_iter().map(|d| (d.code, d.name)).collect())
+        .unwrap_or_default()
+}
+
+fn cell_text(row: &[Cell], table: &Table, column: &str) -> String {
+    table
+        .column(column)
+        .map(|i| row[i].as_text())
+        .unwrap_or_default()
+}
+
+fn cell_int(row: &[Cell], table: &Table, column: &str) -> i64 {
+    table.column(column).map_or(0, |i| row[i].as_int())
+}
+
+async fn overview(
+    _reader: Reader,
+    State(state): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<StatsParams>,
+) -> Result<Response, PageError> {
+    let filter = params.filter(&state)?;
+    let (from, to) = (
+        filter.from.format("%Y-%m-%d").to_string(),
+        filter.to.format("%Y-%m-%d").to_string(),
+    );
+    let dist = params.distribution.clone().unwrap_or_default();
+    let dist = dist.trim().to_owned();
+    let base = |group_by: &str| {
+        format!(
+            "/reports/csv/downloads?{}",
+            query_string(&[
+                ("from", &from),
+                ("to", &to),
+                ("distribution", &dist),
+                ("group_by", group_by)
+            ])
+        )
+    };
+
+    let mut day_params = params.clone();
+    day_params.group_by = Some("day".into());
+    let (per_day, _) = downloads_report(&state, &day_params).await?;
+    let mut release_params = params.clone();
+    release_params.group_by = Some("release".into());
+    let (per_release, _) = downloads_report(&state, &release_params).await?;
+    let mut conf_params = params.clone();
+    conf_params.group_by = Some("conf".into());
+    let (per_conf, _) = downloads_report(&state, &conf_params).await?;
+
+    // Every day of the range, zeros included, for the line.
+    let counts: std::collections::HashMap<String, i64> = per_day
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                cell_text(r, &per_day, "day"),
+                cell_int(r, &per_day, "downloads"),
+            )
+        })
+        .collect();
+    let points: Vec<(String, i64)> = query::days(filter.from, filter.to)
+        .into_iter()
+        .map(|d| {
+            let n = counts.get(&d).copied().unwrap_or(0);
+            (d, n)
+        })
+        .collect();
+    let line = chart::line_chart("chart-downloads-per-day", "Downloads per day", &points);
+
+    let mut top = per_release.clone();
+    top.rows.truncate(10);
+    let conf_bars: Vec<(String, i64)> = per_conf
+        .rows
+        .iter()
+        .map(|r| {
+            let c = cell_text(r, &per_conf, "conf");
+            (
+                if c.is_empty() { "(none)".into() } else { c },
+                cell_int(r, &per_conf, "downloads"),
+            )
+        })
+        .collect();
+    let conf_chart = chart::bar_chart(
+        "chart-share-by-conf",
+        "Downloads by configuration",
+        &conf_bars,
+    );
+
+    let total = per_day.total("downloads");
+    let mut conf_section = section(
+        "share-by-conf",
+        "Share by configuration",
+        &per_conf,
+        Some(conf_chart),
+        base("conf"),
+    );
+    add_share_column(&mut conf_section, &per_conf, total);
+    let mut top_section = section("top-releases", "Top releases", &top, None, base("release"));
+    if per_release.rows.len() > top.rows.len() {
+        top_section.note = format!(
+            "The {} most downloaded of {} releases; the CSV has all of them.",
+            top.rows.len(),
+            per_release.rows.len()
+        );
+    }
+    let sections = vec![
+        section(
+            "downloads-per-day",
+            "Downloads per day",
+            &per_day,
+            Some(line),
+            base("day"),
+        ),
+        top_section,
+        conf_section,
+    ];
+    let distributions = distribution_choices(&state).await;
+    let links = distributions
+        .iter()
+        .map(|(code, name)| {
+            (
+                format!(
+                    "/reports/distributions/{}?{}",
+                    percent_encoding::utf8_percent_encode(code, percent_encoding::NON_ALPHANUMERIC),
+                    query_string(&[("from", &from), ("to", &to)])
+                ),
+                format!("{code} — {name}"),
+            )
+        })
+        .collect();
+    let page = ReportPage {
+        title: "Download statistics".into(),
+        heading: if dist.is_empty() {
+            "Download statistics: overview".into()
+        } else {
+            format!("Download statistics: overview of {dist}")
+        },
+        from: from.clone(),
+        to: to.clone(),
+        days: String::new(),
+        distribution: dist.clone(),
+        distributions,
+        action: "/reports".into(),
+        show_days: false,
+        summary: vec![
+            ("Downloads".into(), group_digits(total)),
+            ("Completed".into(), group_digits(per_day.total("completed"))),
+            ("Bytes sent".into(), human_bytes(per_day.total("bytes"))),
+            (
+                "Releases downloaded".into(),
+                group_digits(per_release.rows.len() as i64),
+            ),
+        ],
+        sections,
+        links,
+    };
+    Ok(html(&page))
+}
+
+/// `share` column of the HTML table only (CSV and JSON carry the counts it derives from).
+fn add_share_column(section: &mut Section, table: &Table, total: i64) {
+    section.columns.push("Share".into());
+    for (row, cells) in table.rows.iter().zip(section.rows.iter_mut()) {
+        let n = cell_int(row, table, "downloads");
+        let share = if total > 0 {
+            format!("{:.1} %", 100.0 * n as f64 / total as f64)
+        } else {
+            "—".into()
+        };
+        cells.push(CellView {
+            column: "share",
+            text: share,
+            value: String::new(),
+            numeric: true,
+            link: String::new(),
+        });
+    }
+    section.totals.push(CellView {
+        column: "share",
+        text: if total > 0 {
+            "100 %".into()
+        } else {
+            String::new()
+        },
+        value: String::new(),
+        numeric: true,
+        link: String::new(),
+    });
+}
+
+async fn distribution_page(
+    _reader: Reader,
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    axum::extract::Query(mut params): axum::extract::Query<StatsParams>,
+) -> Result<Response, PageError> {
+    params.distribution = Some(code.clone());
+    let dist = state
+        .catalog
+        .distribution(&code)
+        .ok_or_else(|| ApiError::not_found(format!("distribution {code:?} not found")))?;
+    let filter = params.filter(&state)?;
+    let days = params.days()?;
+    let (from, to) = (
+        filter.from.format("%Y-%m-%d").to_string(),
+        filter.to.format("%Y-%m-%d").to_string(),
+    );
+    let days_text = days.to_string();
+    let csv = |report: &str, extra: &[(&str, &str)]| {
+        let mut pairs: Vec<(&str, &str)> = vec![("distribution", code.as_str())];
+        pairs.extend_from_slice(extra);
+        format!("/reports/csv/{report}?{}", query_string(&pairs))
+    };
+
+    let mut release_params = params.clone();
+    release_params.group_by = Some("release".into());
+    let (mut per_release, _) = downloads_report(&state, &release_params).await?;
+    // Chart and table in version order, newest first.
+    sort_by_version(&mut per_release, &dist, "version");
+    let bars: Vec<(String, i64)> = per_release
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                cell_text(r, &per_release, "version"),
+                cell_int(r, &per_release, "downloads"),
+            )
+        })
+        .collect();
+    let release_chart = chart::bar_chart(
+        "chart-downloads-per-release",
+        "Downloads per release",
+        &bars,
+    );
+
+    let mut base_params = params.clone();
+    base_params.group_by = Some("version".into());
+    let (mut base, _) = installed_base_report(&state, &base_params).await?;
+    sort_by_version(&mut base, &dist, "version");
+    let base_bars: Vec<(String, i64)> = base
+        .rows
+        .iter()
+        .map(|r| {
+            let v = cell_text(r, &base, "version");
+            (
+                if v.is_empty() {
+                    "(nothing installed)".into()
+                } else {
+                    v
+                },
+                cell_int(r, &base, "installations"),
+            )
+        })
+        .collect();
+    let base_chart = chart::bar_chart(
+        "chart-installed-base",
+        &format!("Installed base by version, last {days} days"),
+        &base_bars,
+    );
+    let (paths, _) = upgrade_paths_report(&state, &params).await?;
+
+    let mut base_section = section(
+        "installed-base",
+        format!("Installed base by version (installations seen in the last {days} days)"),
+        &base,
+        Some(base_chart),
+        csv(
+            "installed-base",
+            &[("days", &days_text), ("group_by", "version")],
+        ),
+    );
+    base_section.note = if dist.gate.is_some() {
+        "An installation is a license key plus CONF; its version is the one its latest check reported.".into()
+    } else {
+        "An installation is a client address (hashed) plus CONF; its version is the one its latest check reported.".into()
+    };
+    let sections = vec![
+        section(
+            "downloads-per-release",
+            "Downloads per release",
+            &per_release,
+            Some(release_chart),
+            csv(
+                "downloads",
+                &[("from", &from), ("to", &to), ("group_by", "release")],
+            ),
+        ),
+        base_section,
+        section(
+            "upgrade-paths",
+            "Upgrade paths (installed → downloaded version)",
+            &paths,
+            None,
+            csv("upgrade-paths", &[("from", &from), ("to", &to)]),
+        ),
+    ];
+    let page = ReportPage {
+        title: format!("{} — statistics", dist.code),
+        heading: format!("{} — {}", dist.code, dist.name),
+        from,
+        to,
+        days: days_text,
+        distribution: code.clone(),
+        distributions: Vec::new(),
+        action: format!(
+            "/reports/distributions/{}",
+            percent_encoding::utf8_percent_encode(&code, percent_encoding::NON_ALPHANUMERIC)
+        ),
+        show_days: true,
+        summary: vec![
+            (
+                "Downloads".into(),
+                group_digits(per_release.total("downloads")),
+            ),
+            (
+                "Completed".into(),
+                group_digits(per_release.total("completed")),
+            ),
+            (
+                "Installations".into(),
+                group_digits(base.total("installations")),
+            ),
+        ],
+        sections,
+        links: vec![("/reports".into(), "← Overview".into())],
+    };
+    Ok(html(&page))
+}
+
+/// Newest version first, by the distribution's version scheme; unparsable ones last.
+fn sort_by_version(table: &mut Table, dist: &crate::catalog::Distribution, column: &str) {
+    let Some(i) = table.column(column) else {
+        return;
+    };
+    table.rows.sort_by(|a, b| {
+        let va = vypusk_protocol::Version::parse(dist.scheme, &a[i].as_text()).ok();
+        let vb = vypusk_protocol::Version::parse(dist.scheme, &b[i].as_text()).ok();
+        match (va, vb) {
+            (Some(x), Some(y)) => y.cmp(&x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a[i].as_text().cmp(&b[i].as_text()),
+        }
+    });
+}
+
+/// The CSV behind every table, with the same credentials as the pages.
+async fn csv(
+    _reader: Reader,
+    State(state): State<AppState>,
+    Path(report): Path<String>,
+    axum::extract::Query(params): axum::extract::Query<StatsParams>,
+) -> Result<Response, PageError> {
+    let (table, meta, name) = match report.as_str() {
+        "downloads" => {
+            let (t, m) = downloads_report(&state, &params).await?;
+            let name = format!("downloads-by-{}", m["group_by"].as_str().unwrap_or("day"));
+            (t, m, name)
+        }
+        "upgrade-paths" => {
+            let (t, m) = upgrade_paths_report(&state, &params).await?;
+            (t, m, "upgrade-paths".to_owned())
+        }
+        "installed-base" => {
+            let (t, m) = installed_base_report(&state, &params).await?;
+            (t, m, "installed-base".to_owned())
+        }
+        other => {
+            return Err(PageError {
+                status: StatusCode::NOT_FOUND,
+                message: format!("no report {other:?}"),
+            });
+        }
+    };
+    Ok(render(table, meta, true, &name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_verify_and_expire() {
+        let cookie = session_cookie("admin", 1_000);
+        assert_eq!(verify_session(&cookie, 1_000).as_deref(), Some("admin"));
+        assert_eq!(verify_session(&cookie, 1_000 + SESSION_SECS + 1), None);
+        let forged = cookie.replace("admin", "key1");
+        assert_eq!(verify_session(&forged, 1_000), None);
+        assert_eq!(verify_session("garbage", 1_000), None);
+    }
+
+    #[test]
+    fn only_local_report_urls_follow_login() {
+        assert_eq!(
+            safe_next("/reports/distributions/X"),
+            "/reports/distributions/X"
+        );
+        assert_eq!(safe_next("https://evil.example/"), "/reports");
+        assert_eq!(safe_next("/reports//evil.example"), "/reports");
+    }
+}
