@@ -65,7 +65,13 @@ mod tests {
 
     #[test]
     fn accepts_plain_names() {
-        for ok in ["PT40.zip", "PT40_UT_KA_ERP_2.4.11.4.ZIP", "Расширение.cfe", "a b.zip", "x"] {
+        for ok in [
+            "PT40.zip",
+            "PT40_UT_KA_ERP_2.4.11.4.ZIP",
+            "Расширение.cfe",
+            "a b.zip",
+            "x",
+        ] {
             assert!(FileName::parse(ok).is_ok(), "{ok}");
         }
     }

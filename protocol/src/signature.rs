@@ -111,7 +111,9 @@ fn der_item(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize);
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | b as usize);
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -135,8 +137,14 @@ mod tests {
 
     #[test]
     fn der_lengths() {
-        assert_eq!(der_item(&[0x30, 0x01, 0xaa, 0xbb]), Some((0x30, &[0xaa][..], &[0xbb][..])));
-        assert_eq!(der_item(&[0x30, 0x81, 0x01, 0xaa]), Some((0x30, &[0xaa][..], &[][..])));
+        assert_eq!(
+            der_item(&[0x30, 0x01, 0xaa, 0xbb]),
+            Some((0x30, &[0xaa][..], &[0xbb][..]))
+        );
+        assert_eq!(
+            der_item(&[0x30, 0x81, 0x01, 0xaa]),
+            Some((0x30, &[0xaa][..], &[][..]))
+        );
         assert_eq!(der_item(&[0x30, 0x05, 0xaa]), None);
     }
 }

@@ -12,7 +12,9 @@ use std::str::FromStr;
 /// At most this many dot-separated parts in a `1c` version.
 pub const MAX_1C_PARTS: usize = 8;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum VersionScheme {
     /// Dot-separated non-negative integers, e.g. `2.5.8.191`.
@@ -92,7 +94,11 @@ impl Version {
                 if parts.is_empty() {
                     "0".to_owned()
                 } else {
-                    parts.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
+                    parts
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(".")
                 }
             }
             Version::Semver(v) => v.to_string(),
@@ -192,7 +198,11 @@ impl OneCVersion {
 
     /// Parts without trailing zeros: the value that equality and hashing see.
     fn significant_parts(&self) -> &[u32] {
-        let len = self.parts.iter().rposition(|&p| p != 0).map_or(0, |i| i + 1);
+        let len = self
+            .parts
+            .iter()
+            .rposition(|&p| p != 0)
+            .map_or(0, |i| i + 1);
         &self.parts[..len]
     }
 }

@@ -121,8 +121,11 @@ impl TestServer {
             let mut line = String::new();
             loop {
                 line.clear();
-                let n = reader.read_line(&mut line).expect("read server output");
-                assert!(n > 0, "vypusk exited before listening: {lines:?}");
+                let n = reader.read_line(&mut line).unwrap_or(0);
+                if n == 0 {
+                    let status = child.wait();
+                    panic!("vypusk exited before listening ({status:?}): {lines:?}");
+                }
                 lines.push(line.trim_end().to_owned());
                 if let Some(at) = line.find("listening on ") {
                     let base = line[at + "listening on ".len()..].trim().to_owned();
@@ -198,7 +201,12 @@ impl TestServer {
     }
 
     /// Admin JSON request; returns status and parsed body (Value::Null when not JSON).
-    pub async fn admin_json(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn admin_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.admin(method, path);
         if let Some(b) = body {
             req = req.json(&b);
@@ -206,7 +214,10 @@ impl TestServer {
         let resp = req.send().await.expect("request");
         let status = resp.status();
         let bytes = resp.bytes().await.expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// POST to a client-protocol route; returns status and parsed body.
@@ -220,7 +231,10 @@ impl TestServer {
             .expect("request");
         let status = resp.status();
         let bytes = resp.bytes().await.expect("body");
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// Creates a distribution with the given JSON fields merged over sensible defaults.
@@ -273,7 +287,11 @@ impl TestServer {
             return created;
         }
         let (status, published) = self
-            .admin_json(Method::POST, &format!("/api/v1/releases/{id}/publish"), None)
+            .admin_json(
+                Method::POST,
+                &format!("/api/v1/releases/{id}/publish"),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "publish: {published}");
         published

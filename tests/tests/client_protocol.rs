@@ -44,7 +44,13 @@ async fn seed_miko(server: &TestServer) -> Vec<Vec<u8>> {
             .await;
         files.push(bytes);
     }
-    create_license(server, KEY, json!([{"product": 85, "feature": 43, "active_until": null}]), false).await;
+    create_license(
+        server,
+        KEY,
+        json!([{"product": 85, "feature": 43, "active_until": null}]),
+        false,
+    )
+    .await;
     files
 }
 
@@ -89,7 +95,9 @@ fn with(mut base: Value, extra: Value) -> Value {
 async fn seed_example_answer_has_miko_shape_and_working_links() {
     let server = TestServer::start().await;
     let files = seed_miko(&server).await;
-    let (status, answer) = server.client_post("getAvailableReleases", seed_request()).await;
+    let (status, answer) = server
+        .client_post("getAvailableReleases", seed_request())
+        .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["result"], "");
     // Numeric order, newest first, only newer than installed.
@@ -119,24 +127,41 @@ async fn seed_example_answer_has_miko_shape_and_working_links() {
     assert_eq!(file["sha256"], sha256_hex(&files[2]));
     let link = m["download_link"].as_str().unwrap();
     assert_eq!(link, file["url"].as_str().unwrap());
-    assert!(link.starts_with(&format!("{}/releases/v1/files/", server.base)), "{link}");
+    assert!(
+        link.starts_with(&format!("{}/releases/v1/files/", server.base)),
+        "{link}"
+    );
 
     // The link downloads exactly the bytes whose md5 the answer gave.
     let resp = server.client.get(link).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.headers()["etag"], format!("\"{}\"", sha256_hex(&files[2])).as_str());
+    assert_eq!(
+        resp.headers()["etag"],
+        format!("\"{}\"", sha256_hex(&files[2])).as_str()
+    );
     assert_eq!(resp.headers()["accept-ranges"], "bytes");
-    assert!(resp.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
     let bytes = resp.bytes().await.unwrap();
     assert_eq!(md5_hex(&bytes), file["md5"].as_str().unwrap());
 
     // Without INSTALLED_VERSION every compatible release is offered.
     let (_, all) = server
-        .client_post("getAvailableReleases", with(seed_request(), json!({"INSTALLED_VERSION": ""})))
+        .client_post(
+            "getAvailableReleases",
+            with(seed_request(), json!({"INSTALLED_VERSION": ""})),
+        )
         .await;
     assert_eq!(versions(&all), ["4.0.4.11", "4.0.4.10", "4.0.4.9"]);
     let (_, none) = server
-        .client_post("getAvailableReleases", with(seed_request(), json!({"INSTALLED_VERSION": "4.0.4.11"})))
+        .client_post(
+            "getAvailableReleases",
+            with(seed_request(), json!({"INSTALLED_VERSION": "4.0.4.11"})),
+        )
         .await;
     assert_eq!(versions(&none), Vec::<String>::new());
 }
@@ -159,26 +184,55 @@ async fn conf_matching_is_case_insensitive_and_untested_is_opt_in() {
             )
             .await;
     }
-    let req = |conf: &str, cv: &str, untested: &str| {
-        json!({"TYPE": "FREE", "CONF": conf, "CONF_VERSION": cv, "SHOW_UNTESTED": untested})
-    };
-    let (_, a) = server.client_post("getAvailableReleases", req("УПРАВЛЕНИЕТОРГОВЛЕЙ", "11.4.11.55", "N")).await;
+    let req = |conf: &str, cv: &str, untested: &str| json!({"TYPE": "FREE", "CONF": conf, "CONF_VERSION": cv, "SHOW_UNTESTED": untested});
+    let (_, a) = server
+        .client_post(
+            "getAvailableReleases",
+            req("УПРАВЛЕНИЕТОРГОВЛЕЙ", "11.4.11.55", "N"),
+        )
+        .await;
     assert_eq!(versions(&a), ["1.0"]);
-    let (_, a) = server.client_post("getAvailableReleases", req("управлениеторговлей", "11.5.1.0", "N")).await;
+    let (_, a) = server
+        .client_post(
+            "getAvailableReleases",
+            req("управлениеторговлей", "11.5.1.0", "N"),
+        )
+        .await;
     assert_eq!(versions(&a), ["1.2", "1.0"]);
-    let (_, a) = server.client_post("getAvailableReleases", req("УправлениеТорговлей", "11.4.11.9", "N")).await;
+    let (_, a) = server
+        .client_post(
+            "getAvailableReleases",
+            req("УправлениеТорговлей", "11.4.11.9", "N"),
+        )
+        .await;
     assert_eq!(versions(&a), Vec::<String>::new());
     // Free distributions send zeros for the license ids.
-    let (_, a) = server.client_post("getAvailableReleases", req("УправлениеТорговлей", "11.5.1", "Y")).await;
+    let (_, a) = server
+        .client_post(
+            "getAvailableReleases",
+            req("УправлениеТорговлей", "11.5.1", "Y"),
+        )
+        .await;
     assert_eq!(versions(&a), ["1.2", "1.1", "1.0"]);
-    let untested: Vec<bool> = a["modules"].as_array().unwrap().iter().map(|m| m["untested"].as_bool().unwrap()).collect();
+    let untested: Vec<bool> = a["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["untested"].as_bool().unwrap())
+        .collect();
     assert_eq!(untested, [false, true, false]);
     assert_eq!(a["modules"][1]["min_1c_version"], "3.0");
     assert_eq!(a["modules"][0]["lic_product_id"], 0);
     assert_eq!(a["modules"][0]["lic_feature_id"], 0);
     // Flags may be booleans too.
     let (status, a) = server
-        .client_post("getAvailableReleases", with(req("УправлениеТорговлей", "11.5.1", "N"), json!({"SHOW_UNTESTED": true})))
+        .client_post(
+            "getAvailableReleases",
+            with(
+                req("УправлениеТорговлей", "11.5.1", "N"),
+                json!({"SHOW_UNTESTED": true}),
+            ),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(versions(&a).len(), 3);
@@ -189,22 +243,59 @@ async fn drafts_yanked_and_prereleases_are_hidden() {
     let server = TestServer::start().await;
     server.create_distribution("D", json!({})).await;
     let compat = json!([{"conf": "*", "min_1c_version": "0"}]);
-    let r1 = server.create_release("D", json!({"version": "1.0", "compatibility": compat}), &[("a.zip", b"1")], true).await;
-    let r2 = server.create_release("D", json!({"version": "2.0", "compatibility": compat}), &[("a.zip", b"2")], true).await;
-    server.create_release("D", json!({"version": "3.0", "compatibility": compat}), &[("a.zip", b"3")], false).await;
+    let r1 = server
+        .create_release(
+            "D",
+            json!({"version": "1.0", "compatibility": compat}),
+            &[("a.zip", b"1")],
+            true,
+        )
+        .await;
+    let r2 = server
+        .create_release(
+            "D",
+            json!({"version": "2.0", "compatibility": compat}),
+            &[("a.zip", b"2")],
+            true,
+        )
+        .await;
     server
-        .create_release("D", json!({"version": "4.0", "compatibility": compat, "prerelease": true}), &[("a.zip", b"4")], true)
+        .create_release(
+            "D",
+            json!({"version": "3.0", "compatibility": compat}),
+            &[("a.zip", b"3")],
+            false,
+        )
+        .await;
+    server
+        .create_release(
+            "D",
+            json!({"version": "4.0", "compatibility": compat, "prerelease": true}),
+            &[("a.zip", b"4")],
+            true,
+        )
         .await;
     let req = json!({"TYPE": "D", "CONF": "Любая", "CONF_VERSION": "1.0"});
-    let (_, a) = server.client_post("getAvailableReleases", req.clone()).await;
+    let (_, a) = server
+        .client_post("getAvailableReleases", req.clone())
+        .await;
     assert_eq!(versions(&a), ["2.0", "1.0"]);
-    let link_of_2 = a["modules"][0]["download_link"].as_str().unwrap().to_owned();
+    let link_of_2 = a["modules"][0]["download_link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let (status, _) = server
-        .admin_json(Method::POST, &format!("/api/v1/releases/{}/yank", r2["id"]), Some(json!({"reason": "broken"})))
+        .admin_json(
+            Method::POST,
+            &format!("/api/v1/releases/{}/yank", r2["id"]),
+            Some(json!({"reason": "broken"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, a) = server.client_post("getAvailableReleases", req.clone()).await;
+    let (_, a) = server
+        .client_post("getAvailableReleases", req.clone())
+        .await;
     assert_eq!(versions(&a), ["1.0"]);
     // A link handed out before the yank no longer serves the bytes.
     let resp = server.client.get(&link_of_2).send().await.unwrap();
@@ -214,7 +305,12 @@ async fn drafts_yanked_and_prereleases_are_hidden() {
 
     // A beta license sees the prerelease.
     create_license(&server, "BETA-0001", json!([]), true).await;
-    let (_, a) = server.client_post("getAvailableReleases", with(req.clone(), json!({"KEY": "BETA-0001"}))).await;
+    let (_, a) = server
+        .client_post(
+            "getAvailableReleases",
+            with(req.clone(), json!({"KEY": "BETA-0001"})),
+        )
+        .await;
     assert_eq!(versions(&a), ["4.0", "1.0"]);
     assert_eq!(a["modules"][0]["prerelease"], true);
     let _ = r1;
@@ -237,7 +333,10 @@ async fn prerelease_networks_see_prereleases() {
         )
         .await;
     let (_, a) = server
-        .client_post("getAvailableReleases", json!({"TYPE": "D", "CONF": "X", "CONF_VERSION": "1"}))
+        .client_post(
+            "getAvailableReleases",
+            json!({"TYPE": "D", "CONF": "X", "CONF_VERSION": "1"}),
+        )
         .await;
     assert_eq!(versions(&a), ["5.0"]);
 }
@@ -249,7 +348,9 @@ async fn every_licensing_outcome() {
     let ask = |key: &str| with(seed_request(), json!({"KEY": key, "INSTALLED_VERSION": ""}));
 
     // Unknown key: listed, not downloadable, no links, and a reason.
-    let (status, a) = server.client_post("getAvailableReleases", ask("MIKO-UNKNOWN-0000")).await;
+    let (status, a) = server
+        .client_post("getAvailableReleases", ask("MIKO-UNKNOWN-0000"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(versions(&a).len(), 3);
     for m in a["modules"].as_array().unwrap() {
@@ -261,7 +362,13 @@ async fn every_licensing_outcome() {
     assert!(a["result"].as_str().unwrap().contains("not known"), "{a}");
 
     // Revoked.
-    create_license(&server, "MIKO-REVOKED-0001", json!([{"product": 85, "feature": 43}]), false).await;
+    create_license(
+        &server,
+        "MIKO-REVOKED-0001",
+        json!([{"product": 85, "feature": 43}]),
+        false,
+    )
+    .await;
     let (status, _) = server
         .admin_json(
             Method::PUT,
@@ -270,19 +377,42 @@ async fn every_licensing_outcome() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, a) = server.client_post("getAvailableReleases", ask("MIKO-REVOKED-0001")).await;
+    let (_, a) = server
+        .client_post("getAvailableReleases", ask("MIKO-REVOKED-0001"))
+        .await;
     assert!(a["result"].as_str().unwrap().contains("revoked"), "{a}");
     assert_eq!(a["modules"][0]["downloadable"], false);
 
     // Another feature only.
-    create_license(&server, "MIKO-OTHER-0001", json!([{"product": 85, "feature": 44}]), false).await;
-    let (_, a) = server.client_post("getAvailableReleases", ask("MIKO-OTHER-0001")).await;
-    assert!(a["result"].as_str().unwrap().contains("product 85 feature 43"), "{a}");
+    create_license(
+        &server,
+        "MIKO-OTHER-0001",
+        json!([{"product": 85, "feature": 44}]),
+        false,
+    )
+    .await;
+    let (_, a) = server
+        .client_post("getAvailableReleases", ask("MIKO-OTHER-0001"))
+        .await;
+    assert!(
+        a["result"]
+            .as_str()
+            .unwrap()
+            .contains("product 85 feature 43"),
+        "{a}"
+    );
 
     // Malformed key and missing key.
-    let (status, e) = server.client_post("getAvailableReleases", ask("bad key!")).await;
+    let (status, e) = server
+        .client_post("getAvailableReleases", ask("bad key!"))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(e["error"].as_str().unwrap().contains("malformed license key"));
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed license key")
+    );
     let mut no_key = seed_request();
     no_key.as_object_mut().unwrap().remove("KEY");
     let (status, e) = server.client_post("getAvailableReleases", no_key).await;
@@ -298,10 +428,16 @@ async fn every_licensing_outcome() {
     merge(&mut dist, json!({"hide_unlicensed": true}));
     let dist = strip_server_fields(dist);
     let (status, body) = server
-        .admin_json(Method::PUT, &format!("/api/v1/distributions/{TYPE}"), Some(dist))
+        .admin_json(
+            Method::PUT,
+            &format!("/api/v1/distributions/{TYPE}"),
+            Some(dist),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (_, a) = server.client_post("getAvailableReleases", ask("MIKO-UNKNOWN-0000")).await;
+    let (_, a) = server
+        .client_post("getAvailableReleases", ask("MIKO-UNKNOWN-0000"))
+        .await;
     assert_eq!(versions(&a), Vec::<String>::new());
     let (_, a) = server.client_post("getAvailableReleases", ask(KEY)).await;
     assert_eq!(versions(&a).len(), 3);
@@ -310,8 +446,17 @@ async fn every_licensing_outcome() {
 /// Keeps only the fields a distribution PUT takes.
 fn strip_server_fields(dist: Value) -> Value {
     let keep = [
-        "code", "name", "description", "developer", "label", "promo_link", "lic_product_id",
-        "lic_feature_id", "published", "hide_unlicensed", "version_scheme",
+        "code",
+        "name",
+        "description",
+        "developer",
+        "label",
+        "promo_link",
+        "lic_product_id",
+        "lic_feature_id",
+        "published",
+        "hide_unlicensed",
+        "version_scheme",
     ];
     Value::Object(
         dist.as_object()
@@ -330,29 +475,71 @@ async fn lapsed_subscription_keeps_releases_published_while_active() {
         .create_distribution("PAID", json!({"lic_product_id": 1, "lic_feature_id": 2}))
         .await;
     let compat = json!([{"conf": "*", "min_1c_version": "0"}]);
-    server.create_release("PAID", json!({"version": "1.0", "compatibility": compat}), &[("a.zip", b"old")], true).await;
+    server
+        .create_release(
+            "PAID",
+            json!({"version": "1.0", "compatibility": compat}),
+            &[("a.zip", b"old")],
+            true,
+        )
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let until = chrono_now_rfc3339();
-    create_license(&server, "SUBS-0001", json!([{"product": 1, "feature": 2, "active_until": until}]), false).await;
+    create_license(
+        &server,
+        "SUBS-0001",
+        json!([{"product": 1, "feature": 2, "active_until": until}]),
+        false,
+    )
+    .await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    server.create_release("PAID", json!({"version": "2.0", "compatibility": compat}), &[("a.zip", b"new")], true).await;
+    server
+        .create_release(
+            "PAID",
+            json!({"version": "2.0", "compatibility": compat}),
+            &[("a.zip", b"new")],
+            true,
+        )
+        .await;
     let (_, a) = server
-        .client_post("getAvailableReleases", json!({"TYPE": "PAID", "CONF": "X", "CONF_VERSION": "1", "KEY": "SUBS-0001"}))
+        .client_post(
+            "getAvailableReleases",
+            json!({"TYPE": "PAID", "CONF": "X", "CONF_VERSION": "1", "KEY": "SUBS-0001"}),
+        )
         .await;
     assert_eq!(versions(&a), ["2.0", "1.0"]);
     assert_eq!(a["modules"][0]["downloadable"], false);
-    assert!(a["modules"][0]["result"].as_str().unwrap().contains("ended on"), "{a}");
+    assert!(
+        a["modules"][0]["result"]
+            .as_str()
+            .unwrap()
+            .contains("ended on"),
+        "{a}"
+    );
     assert!(a["result"].as_str().unwrap().contains("ended on"));
     assert_eq!(a["modules"][1]["downloadable"], true);
     let link = a["modules"][1]["download_link"].as_str().unwrap();
-    let bytes = server.client.get(link).send().await.unwrap().bytes().await.unwrap();
+    let bytes = server
+        .client
+        .get(link)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(&bytes[..], b"old");
 
     // getLatestRelease: the newest, or the newest downloadable on request.
     let ask = json!({"TYPE": "PAID", "CONF": "X", "CONF_VERSION": "1", "KEY": "SUBS-0001"});
     let (_, l) = server.client_post("getLatestRelease", ask.clone()).await;
     assert_eq!(versions(&l), ["2.0"]);
-    let (_, l) = server.client_post("getLatestRelease", with(ask, json!({"DOWNLOADABLE_ONLY": "Y"}))).await;
+    let (_, l) = server
+        .client_post(
+            "getLatestRelease",
+            with(ask, json!({"DOWNLOADABLE_ONLY": "Y"})),
+        )
+        .await;
     assert_eq!(versions(&l), ["1.0"]);
 }
 
@@ -365,7 +552,12 @@ fn chrono_now_rfc3339() -> String {
     let days = now / 86_400;
     let secs = now % 86_400;
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// Howard Hinnant's days → civil date.
@@ -388,37 +580,87 @@ async fn downloads_support_range_if_range_head_and_416() {
     server.create_distribution("F", json!({})).await;
     let bytes = test_bytes(100_000, 7);
     server
-        .create_release("F", json!({"version": "1", "compatibility": [{"conf": "*", "min_1c_version": "0"}]}), &[("Файл обновления.zip", &bytes)], true)
+        .create_release(
+            "F",
+            json!({"version": "1", "compatibility": [{"conf": "*", "min_1c_version": "0"}]}),
+            &[("Файл обновления.zip", &bytes)],
+            true,
+        )
         .await;
-    let (_, a) = server.client_post("getAvailableReleases", json!({"TYPE": "F", "CONF": "c", "CONF_VERSION": "1"})).await;
-    let link = a["modules"][0]["download_link"].as_str().unwrap().to_owned();
+    let (_, a) = server
+        .client_post(
+            "getAvailableReleases",
+            json!({"TYPE": "F", "CONF": "c", "CONF_VERSION": "1"}),
+        )
+        .await;
+    let link = a["modules"][0]["download_link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let etag = format!("\"{}\"", sha256_hex(&bytes));
 
-    let resp = server.client.get(&link).header("Range", "bytes=1000-1999").send().await.unwrap();
+    let resp = server
+        .client
+        .get(&link)
+        .header("Range", "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resp.headers()["content-range"], "bytes 1000-1999/100000");
     assert_eq!(resp.headers()["content-length"], "1000");
     assert_eq!(&resp.bytes().await.unwrap()[..], &bytes[1000..2000]);
 
-    let resp = server.client.get(&link).header("Range", "bytes=99000-").header("If-Range", &etag).send().await.unwrap();
+    let resp = server
+        .client
+        .get(&link)
+        .header("Range", "bytes=99000-")
+        .header("If-Range", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(&resp.bytes().await.unwrap()[..], &bytes[99_000..]);
 
     // A stale validator: the whole file.
-    let resp = server.client.get(&link).header("Range", "bytes=99000-").header("If-Range", "\"other\"").send().await.unwrap();
+    let resp = server
+        .client
+        .get(&link)
+        .header("Range", "bytes=99000-")
+        .header("If-Range", "\"other\"")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.bytes().await.unwrap().len(), bytes.len());
 
-    let resp = server.client.get(&link).header("Range", "bytes=100000-").send().await.unwrap();
+    let resp = server
+        .client
+        .get(&link)
+        .header("Range", "bytes=100000-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(resp.headers()["content-range"], "bytes */100000");
 
     let resp = server.client.head(&link).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-length"], "100000");
-    assert!(resp.headers()["content-disposition"].to_str().unwrap().contains("filename*=UTF-8''%D0%A4"));
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("filename*=UTF-8''%D0%A4")
+    );
 
-    let resp = server.client.get(&link).header("If-None-Match", &etag).send().await.unwrap();
+    let resp = server
+        .client
+        .get(&link)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
 }
 
@@ -431,12 +673,31 @@ async fn forged_mismatching_and_expired_tokens_are_refused() {
     .await;
     server.create_distribution("F", json!({})).await;
     server
-        .create_release("F", json!({"version": "1", "compatibility": [{"conf": "*", "min_1c_version": "0"}]}), &[("a.zip", b"abc"), ("b.zip", b"def")], true)
+        .create_release(
+            "F",
+            json!({"version": "1", "compatibility": [{"conf": "*", "min_1c_version": "0"}]}),
+            &[("a.zip", b"abc"), ("b.zip", b"def")],
+            true,
+        )
         .await;
-    let (_, a) = server.client_post("getAvailableReleases", json!({"TYPE": "F", "CONF": "c", "CONF_VERSION": "1"})).await;
-    let link = a["modules"][0]["files"][0]["url"].as_str().unwrap().to_owned();
-    let other = a["modules"][0]["files"][1]["url"].as_str().unwrap().to_owned();
-    assert_eq!(server.client.get(&link).send().await.unwrap().status(), StatusCode::OK);
+    let (_, a) = server
+        .client_post(
+            "getAvailableReleases",
+            json!({"TYPE": "F", "CONF": "c", "CONF_VERSION": "1"}),
+        )
+        .await;
+    let link = a["modules"][0]["files"][0]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = a["modules"][0]["files"][1]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        server.client.get(&link).send().await.unwrap().status(),
+        StatusCode::OK
+    );
 
     // Flip one character of the MAC.
     let (prefix, rest) = link.rsplit_once('/').unwrap().0.rsplit_once('.').unwrap();
@@ -448,23 +709,51 @@ async fn forged_mismatching_and_expired_tokens_are_refused() {
     assert!(resp.json::<Value>().await.unwrap()["error"].is_string());
     // A valid token for b.zip used to fetch it under a.zip's name.
     let mismatched = other.replace("/b.zip", "/a.zip");
-    assert_eq!(server.client.get(&mismatched).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        server
+            .client
+            .get(&mismatched)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
     let garbage = server.url("/releases/v1/files/not-a-token/a.zip");
-    assert_eq!(server.client.get(&garbage).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        server.client.get(&garbage).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
 
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     let resp = server.client.get(&link).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert!(resp.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("expired"));
+    assert!(
+        resp.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
 }
 
 #[tokio::test]
 async fn answers_are_signed_over_query_id_and_body() {
     let server = TestServer::start().await;
     seed_miko(&server).await;
-    let pem = server.client.get(server.url("/releases/v1/signing-key")).send().await.unwrap().text().await.unwrap();
+    let pem = server
+        .client
+        .get(server.url("/releases/v1/signing-key"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
-    assert_eq!(pem, std::fs::read_to_string(server.public_key_path()).unwrap());
+    assert_eq!(
+        pem,
+        std::fs::read_to_string(server.public_key_path()).unwrap()
+    );
     let key = PublicKey::from_pem(&pem).unwrap();
     // `vypusk signing-key` prints the same key.
     let out = std::process::Command::new(vypusk_bin())
@@ -490,9 +779,14 @@ async fn answers_are_signed_over_query_id_and_body() {
             let status = resp.status();
             let headers = resp.headers().clone();
             let body = resp.bytes().await.unwrap();
-            let sig = headers.get("Licence-Signature").expect("signature header").to_str().unwrap();
+            let sig = headers
+                .get("Licence-Signature")
+                .expect("signature header")
+                .to_str()
+                .unwrap();
             assert!(headers.contains_key("Licence-ServerVersion"));
-            key.verify(query_id.unwrap_or("").as_bytes(), &body, sig).expect("signature verifies");
+            key.verify(query_id.unwrap_or("").as_bytes(), &body, sig)
+                .expect("signature verifies");
             if let Some(q) = query_id {
                 assert_eq!(headers["Licence-QueryID"], q);
                 assert!(key.verify(b"another-id", &body, sig).is_err());
@@ -500,12 +794,42 @@ async fn answers_are_signed_over_query_id_and_body() {
             status
         }
     };
-    assert_eq!(check(Some("q-123"), "/releases/v1/1c/getAvailableReleases", Some(seed_request())).await, StatusCode::OK);
-    assert_eq!(check(None, "/releases/v1/1c/getAvailableReleases", Some(seed_request())).await, StatusCode::OK);
+    assert_eq!(
+        check(
+            Some("q-123"),
+            "/releases/v1/1c/getAvailableReleases",
+            Some(seed_request())
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        check(
+            None,
+            "/releases/v1/1c/getAvailableReleases",
+            Some(seed_request())
+        )
+        .await,
+        StatusCode::OK
+    );
     // Errors are signed too, in both families.
-    assert_eq!(check(Some("q-err"), "/releases/v1/1c/getAvailableReleases", Some(json!({"TYPE": "NOPE"}))).await, StatusCode::BAD_REQUEST);
-    assert_eq!(check(Some("q-api"), "/api/v1/distributions", None).await, StatusCode::OK);
-    assert_eq!(check(Some("q-404"), "/api/v1/nothing-here", None).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        check(
+            Some("q-err"),
+            "/releases/v1/1c/getAvailableReleases",
+            Some(json!({"TYPE": "NOPE"}))
+        )
+        .await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        check(Some("q-api"), "/api/v1/distributions", None).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        check(Some("q-404"), "/api/v1/nothing-here", None).await,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -537,8 +861,14 @@ async fn bad_input_gets_a_clear_400() {
     for (body, needle) in [
         ("{not json", "malformed JSON"),
         ("[1,2]", "JSON object"),
-        ("{\"TYPE\": 5, \"CONF\": \"a\", \"CONF_VERSION\": \"1\"}", "TYPE must be a string"),
-        ("{\"CONF\": \"a\", \"CONF_VERSION\": \"1\"}", "TYPE is required"),
+        (
+            "{\"TYPE\": 5, \"CONF\": \"a\", \"CONF_VERSION\": \"1\"}",
+            "TYPE must be a string",
+        ),
+        (
+            "{\"CONF\": \"a\", \"CONF_VERSION\": \"1\"}",
+            "TYPE is required",
+        ),
     ] {
         let (status, e) = post_raw(body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -555,12 +885,22 @@ async fn bad_input_gets_a_clear_400() {
         (json!({"SHOW_UNTESTED": "perhaps"}), "SHOW_UNTESTED"),
         (json!({"KEY": 12345}), "KEY must be a string"),
     ] {
-        let (status, e) = server.client_post("getAvailableReleases", with(seed_request(), patch.clone())).await;
+        let (status, e) = server
+            .client_post("getAvailableReleases", with(seed_request(), patch.clone()))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{patch}");
-        assert!(e["error"].as_str().unwrap().contains(needle), "{patch}: {e}");
+        assert!(
+            e["error"].as_str().unwrap().contains(needle),
+            "{patch}: {e}"
+        );
     }
     // Unknown keys are ignored.
-    let (status, _) = server.client_post("getAvailableReleases", with(seed_request(), json!({"EXTRA": 1}))).await;
+    let (status, _) = server
+        .client_post(
+            "getAvailableReleases",
+            with(seed_request(), json!({"EXTRA": 1})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     // Oversized body.
     let big = format!("{{\"TYPE\": \"{}\"}}", "x".repeat(2 << 20));
@@ -575,7 +915,12 @@ async fn bad_input_gets_a_clear_400() {
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(resp.json::<Value>().await.unwrap()["error"].is_string());
     // Unknown route in the client family.
-    let resp = server.client.get(server.url("/releases/v1/1c/nothing")).send().await.unwrap();
+    let resp = server
+        .client
+        .get(server.url("/releases/v1/1c/nothing"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert!(resp.json::<Value>().await.unwrap()["error"].is_string());
 }
@@ -590,12 +935,18 @@ async fn failed_license_lookups_are_rate_limited() {
     seed_miko(&server).await;
     for i in 0..3 {
         let (status, _) = server
-            .client_post("getAvailableReleases", with(seed_request(), json!({"KEY": format!("GUESS-{i:04}")})))
+            .client_post(
+                "getAvailableReleases",
+                with(seed_request(), json!({"KEY": format!("GUESS-{i:04}")})),
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
     }
     let (status, e) = server
-        .client_post("getAvailableReleases", with(seed_request(), json!({"KEY": "GUESS-9999"})))
+        .client_post(
+            "getAvailableReleases",
+            with(seed_request(), json!({"KEY": "GUESS-9999"})),
+        )
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(e["error"].is_string());
@@ -606,7 +957,9 @@ async fn module_info_extension_hash_and_module_file() {
     let server = TestServer::start().await;
     let files = seed_miko(&server).await;
 
-    let (status, info) = server.client_post("getModuleInfo", json!({"TYPE": TYPE})).await;
+    let (status, info) = server
+        .client_post("getModuleInfo", json!({"TYPE": TYPE}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{info}");
     assert_eq!(info["result"], "");
     let m = &info["module"];
@@ -623,29 +976,65 @@ async fn module_info_extension_hash_and_module_file() {
         let server = &server;
         async move { server.client.get(server.url(&path)).send().await.unwrap() }
     };
-    let h: Value = get(format!("/releases/v1/1c/getExtensionHash/{TYPE}/4.0.4.10")).await.json().await.unwrap();
+    let h: Value = get(format!("/releases/v1/1c/getExtensionHash/{TYPE}/4.0.4.10"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h, json!({"hash": "hash-4.0.4.10", "result": ""}));
-    let h: Value = get(format!("/releases/v1/1c/getExtensionHash/{TYPE}/latest")).await.json().await.unwrap();
+    let h: Value = get(format!("/releases/v1/1c/getExtensionHash/{TYPE}/latest"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(h["hash"], "hash-4.0.4.11");
-    assert_eq!(get(format!("/releases/v1/1c/getExtensionHash/{TYPE}/9.9")).await.status(), StatusCode::NOT_FOUND);
-    assert_eq!(get("/releases/v1/1c/getExtensionHash/NOPE/latest".into()).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(format!("/releases/v1/1c/getExtensionHash/{TYPE}/9.9"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get("/releases/v1/1c/getExtensionHash/NOPE/latest".into())
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
 
     // A paid distribution needs a hash of the key or a token.
     let resp = get(format!("/releases/v1/1c/getModuleFile/{TYPE}/latest")).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let key_hash = sha256_hex(KEY.as_bytes());
-    let resp = get(format!("/releases/v1/1c/getModuleFile/{TYPE}/latest/{key_hash}")).await;
+    let resp = get(format!(
+        "/releases/v1/1c/getModuleFile/{TYPE}/latest/{key_hash}"
+    ))
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(&resp.bytes().await.unwrap()[..], &files[2][..]);
-    let resp = get(format!("/releases/v1/1c/getModuleFile/{TYPE}/4.0.4.9/{key_hash}")).await;
+    let resp = get(format!(
+        "/releases/v1/1c/getModuleFile/{TYPE}/4.0.4.9/{key_hash}"
+    ))
+    .await;
     assert_eq!(&resp.bytes().await.unwrap()[..], &files[0][..]);
     let wrong = sha256_hex(b"MIKO-NOT-A-KEY");
-    assert_eq!(get(format!("/releases/v1/1c/getModuleFile/{TYPE}/latest/{wrong}")).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        get(format!(
+            "/releases/v1/1c/getModuleFile/{TYPE}/latest/{wrong}"
+        ))
+        .await
+        .status(),
+        StatusCode::FORBIDDEN
+    );
     // A download token from a check works as the hash.
-    let (_, a) = server.client_post("getAvailableReleases", seed_request()).await;
+    let (_, a) = server
+        .client_post("getAvailableReleases", seed_request())
+        .await;
     let link = a["modules"][0]["download_link"].as_str().unwrap();
     let token = link.rsplit('/').nth(1).unwrap();
-    let resp = get(format!("/releases/v1/1c/getModuleFile/{TYPE}/4.0.4.10/{token}")).await;
+    let resp = get(format!(
+        "/releases/v1/1c/getModuleFile/{TYPE}/4.0.4.10/{token}"
+    ))
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(&resp.bytes().await.unwrap()[..], &files[1][..]);
 }
@@ -654,25 +1043,51 @@ async fn module_info_extension_hash_and_module_file() {
 async fn counted_downloads_count_once_per_token_and_only_when_asked() {
     let server = TestServer::start().await;
     seed_miko(&server).await;
-    let (_, counted) = server.client_post("getAvailableReleases", seed_request()).await;
+    let (_, counted) = server
+        .client_post("getAvailableReleases", seed_request())
+        .await;
     let (_, uncounted) = server
-        .client_post("getAvailableReleases", with(seed_request(), json!({"COUNT_DOWNLOADS": "N"})))
+        .client_post(
+            "getAvailableReleases",
+            with(seed_request(), json!({"COUNT_DOWNLOADS": "N"})),
+        )
         .await;
     let link = counted["modules"][0]["download_link"].as_str().unwrap();
     // An interrupted download resumed twice is one download.
     for range in ["bytes=0-99", "bytes=100-", "bytes=0-"] {
-        let resp = server.client.get(link).header("Range", range).send().await.unwrap();
+        let resp = server
+            .client
+            .get(link)
+            .header("Range", range)
+            .send()
+            .await
+            .unwrap();
         assert!(resp.status().is_success());
         resp.bytes().await.unwrap();
     }
     let plain = uncounted["modules"][1]["download_link"].as_str().unwrap();
-    server.client.get(plain).send().await.unwrap().bytes().await.unwrap();
+    server
+        .client
+        .get(plain)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
 
     let mut downloads = Vec::new();
     for _ in 0..50 {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let (_, info) = server.client_post("getModuleInfo", json!({"TYPE": TYPE})).await;
-        downloads = info["module"]["releases"].as_array().unwrap().iter().map(|r| r["downloads"].as_u64().unwrap()).collect();
+        let (_, info) = server
+            .client_post("getModuleInfo", json!({"TYPE": TYPE}))
+            .await;
+        downloads = info["module"]["releases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["downloads"].as_u64().unwrap())
+            .collect();
         if downloads[0] > 0 {
             break;
         }

@@ -58,7 +58,10 @@ async fn killed_during_upload_leaves_no_partial_file() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     // Something is being written right now.
     let objects = server.data_dir.path().join("objects");
-    assert!(!files_under(&objects).is_empty(), "the upload should have started writing");
+    assert!(
+        !files_under(&objects).is_empty(),
+        "the upload should have started writing"
+    );
     server.kill();
     let result = upload.await.unwrap();
     assert!(result.is_err() || !result.unwrap().status().is_success());
@@ -69,13 +72,21 @@ async fn killed_during_upload_leaves_no_partial_file() {
         .admin_json(Method::GET, &format!("/api/v1/releases/{id}"), None)
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(release["files"], json!([]), "no partial file may show: {release}");
+    assert_eq!(
+        release["files"],
+        json!([]),
+        "no partial file may show: {release}"
+    );
     // The leftovers of the interrupted upload are gone and nothing reached the blob area.
     let left = files_under(&objects);
     assert!(left.is_empty(), "leftovers after restart: {left:?}");
     // Publishing without files is refused; the release stays a draft.
     let (status, _) = server
-        .admin_json(Method::POST, &format!("/api/v1/releases/{id}/publish"), None)
+        .admin_json(
+            Method::POST,
+            &format!("/api/v1/releases/{id}/publish"),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 
@@ -117,8 +128,19 @@ async fn graceful_shutdown_writes_queued_download_events() {
             json!({"TYPE": "F", "CONF": "c", "CONF_VERSION": "1", "COUNT_DOWNLOADS": "Y"}),
         )
         .await;
-    let link = a["modules"][0]["download_link"].as_str().unwrap().to_owned();
-    server.client.get(&link).send().await.unwrap().bytes().await.unwrap();
+    let link = a["modules"][0]["download_link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .client
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     // SIGTERM right away: the queued event must still be written.
     server.restart().await;
     let (_, info) = server

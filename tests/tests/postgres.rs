@@ -37,7 +37,10 @@ impl Drop for TempDatabase {
     fn drop(&mut self) {
         let _ = std::process::Command::new("psql")
             .args(["-h", "127.0.0.1", "-U", "postgres", "-c"])
-            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
             .output();
     }
 }
@@ -47,7 +50,13 @@ async fn migrations_apply_up_and_down_on_postgres() {
     let temp = TempDatabase::create().await;
     let db = Database::connect(temp.url()).await.unwrap();
     Migrator::up(&db, None).await.unwrap();
-    for table in ["distributions", "releases", "files", "licenses", "download_events"] {
+    for table in [
+        "distributions",
+        "releases",
+        "files",
+        "licenses",
+        "download_events",
+    ] {
         db.execute_unprepared(&format!("SELECT count(*) FROM {table}"))
             .await
             .unwrap_or_else(|e| panic!("{table}: {e}"));
@@ -93,8 +102,10 @@ async fn core_path_runs_on_postgres() {
         .admin_json(
             Method::POST,
             "/api/v1/licenses",
-            Some(json!({"key": "PG-KEY-0001", "customer": "c", "itn": "1", "beta": false,
-                        "features": [{"product": 1, "feature": 1, "active_until": null}]})),
+            Some(
+                json!({"key": "PG-KEY-0001", "customer": "c", "itn": "1", "beta": false,
+                        "features": [{"product": 1, "feature": 1, "active_until": null}]}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -106,9 +117,22 @@ async fn core_path_runs_on_postgres() {
         .await;
     assert_eq!(status, StatusCode::OK, "{a}");
     let link = a["modules"][0]["download_link"].as_str().unwrap();
-    let got = server.client.get(link).send().await.unwrap().bytes().await.unwrap();
-    assert_eq!(md5_hex(&got), a["modules"][0]["files"][0]["md5"].as_str().unwrap());
-    let (status, info) = server.admin_json(Method::GET, "/api/serverinfo", None).await;
+    let got = server
+        .client
+        .get(link)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        md5_hex(&got),
+        a["modules"][0]["files"][0]["md5"].as_str().unwrap()
+    );
+    let (status, info) = server
+        .admin_json(Method::GET, "/api/serverinfo", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(info["Database"], "postgres");
 }

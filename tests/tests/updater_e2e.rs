@@ -19,8 +19,10 @@ async fn seed(server: &TestServer) -> Vec<u8> {
         .admin_json(
             reqwest::Method::POST,
             "/api/v1/licenses",
-            Some(json!({"key": KEY, "customer": "c", "itn": "1", "beta": false,
-                        "features": [{"product": 7, "feature": 1, "active_until": null}]})),
+            Some(
+                json!({"key": KEY, "customer": "c", "itn": "1", "beta": false,
+                        "features": [{"product": 7, "feature": 1, "active_until": null}]}),
+            ),
         )
         .await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
@@ -45,7 +47,16 @@ fn update(server: &TestServer, dir: &Path, args: &[&str]) -> (i32, Value, Output
     let out = std::process::Command::new(updater_bin())
         .arg("--server")
         .arg(&server.base)
-        .args(["--type", TYPE, "--conf", "управлениеторговлей", "--conf-version", "11.5.1", "--key", KEY])
+        .args([
+            "--type",
+            TYPE,
+            "--conf",
+            "управлениеторговлей",
+            "--conf-version",
+            "11.5.1",
+            "--key",
+            KEY,
+        ])
         .arg("--dir")
         .arg(dir)
         .arg("--public-key")
@@ -137,7 +148,10 @@ async fn bytes_tampered_in_the_object_store_are_refused() {
     let message = out["error"].as_str().unwrap_or_default().to_owned();
     assert!(message.contains("Расширение.zip"), "{message}");
     assert!(String::from_utf8_lossy(&raw.stderr).contains("Расширение.zip"));
-    assert!(!dir.join("releases/1.0.0.2").exists(), "nothing may become visible");
+    assert!(
+        !dir.join("releases/1.0.0.2").exists(),
+        "nothing may become visible"
+    );
     assert_eq!(installed_bytes(&dir), v1, "the old install stays intact");
 }
 
@@ -150,15 +164,34 @@ async fn wrong_pinned_key_and_unreachable_server_are_refused() {
     let dir = root.path().join("app");
 
     let out = std::process::Command::new(updater_bin())
-        .args(["--server", &server.base, "--type", TYPE, "--conf", "УправлениеТорговлей"])
-        .args(["--conf-version", "11.5", "--key", KEY, "--json", "--public-key"])
+        .args([
+            "--server",
+            &server.base,
+            "--type",
+            TYPE,
+            "--conf",
+            "УправлениеТорговлей",
+        ])
+        .args([
+            "--conf-version",
+            "11.5",
+            "--key",
+            KEY,
+            "--json",
+            "--public-key",
+        ])
         .arg(other.public_key_path())
         .arg("--dir")
         .arg(&dir)
         .arg("install")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!dir.join("current").exists());
 
     let (code, _, _) = update(&server, &dir, &["install"]);
@@ -167,5 +200,8 @@ async fn wrong_pinned_key_and_unreachable_server_are_refused() {
     server.kill();
     let (code, out, _) = update(&server, &dir, &["check"]);
     assert_eq!(code, 3, "{out}");
-    assert_eq!(std::fs::read(dir.join(".vypusk-update/state.json")).unwrap(), state);
+    assert_eq!(
+        std::fs::read(dir.join(".vypusk-update/state.json")).unwrap(),
+        state
+    );
 }

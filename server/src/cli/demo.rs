@@ -272,7 +272,8 @@ mod tests {
         assert_eq!(&bytes[..4], b"PK\x03\x04");
         let end = &bytes[bytes.len() - 22..];
         assert_eq!(&end[..4], b"PK\x05\x06");
-        let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap()) as usize;
+        let u32_at =
+            |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap()) as usize;
         let (cd_size, cd_at) = (u32_at(end, 12), u32_at(end, 16));
         assert_eq!(&bytes[cd_at..cd_at + 4], b"PK\x01\x02");
         assert_eq!(cd_at + cd_size, bytes.len() - 22);
