@@ -16,10 +16,10 @@ use vypusk_storage::BlobKey;
 
 use crate::catalog::{Distribution, File, Release};
 use crate::domain::licensing;
-use crate::recorder::Recorder;
-use crate::stats::capture::DownloadEvent;
 use crate::error::ClientError;
+use crate::recorder::Recorder;
 use crate::state::AppState;
+use crate::stats::capture::DownloadEvent;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/files/{token}/{name}", get(download))
