@@ -58,14 +58,12 @@ pub async fn open(
             secret
         })?;
     let catalog = catalog::Catalog::load(&db).await?;
-    let salt = fsutil::read_or_create_secret(
-        &settings.data_dir.join(stats::capture::SALT_FILE),
-        || {
+    let salt =
+        fsutil::read_or_create_secret(&settings.data_dir.join(stats::capture::SALT_FILE), || {
             let mut salt = vec![0u8; 32];
             rand::Rng::fill(&mut rand::rng(), &mut salt[..]);
             salt
-        },
-    )?;
+        })?;
     let (stats, recorder_task) = recorder::Recorder::start(
         db.clone(),
         recorder::RecorderOptions {
