@@ -114,6 +114,8 @@ impl TestServer {
             for (k, v) in &options.env {
                 cmd.env(k, v);
             }
+            // The child is handed to `TestServer`, which kills and waits for it on drop.
+            #[allow(clippy::zombie_processes)]
             let mut child = cmd.spawn().expect("start vypusk");
             let stdout = child.stdout.take().expect("stdout");
             let mut reader = BufReader::new(stdout);
