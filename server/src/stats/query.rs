@@ -245,7 +245,7 @@ pub async fn downloads(
         GroupBy::Release => (
             vec!["distribution", "release_id", "version"],
             format!(
-                "SELECT d.code, a.release_id, r.version, a.downloads, a.completed, a.bytes FROM \
+                "SELECT d.code, CAST(a.release_id AS BIGINT), r.version, a.downloads, a.completed, a.bytes FROM \
                  (SELECT t.distribution_id, t.release_id, {SUMS} FROM stats_daily_downloads t \
                   WHERE {cond} GROUP BY t.distribution_id, t.release_id) a \
                  LEFT JOIN distributions d ON d.id = a.distribution_id \
