@@ -450,9 +450,9 @@ async fn assert_statistics(server: &TestServer, driven: &Driven) {
     for path in [
         format!("/api/v1/stats/downloads?distribution={PAID}&group_by=release"),
         format!("/api/v1/stats/downloads?distribution={PAID}&group_by=conf"),
-        format!("/api/v1/stats/downloads?group_by=day"),
-        format!("/api/v1/stats/downloads?group_by=license"),
-        format!("/api/v1/stats/downloads?group_by=distribution"),
+        "/api/v1/stats/downloads?group_by=day".to_owned(),
+        "/api/v1/stats/downloads?group_by=license".to_owned(),
+        "/api/v1/stats/downloads?group_by=distribution".to_owned(),
         format!("/api/v1/stats/upgrade-paths?distribution={PAID}"),
         format!("/api/v1/stats/installed-base?distribution={PAID}"),
     ] {

@@ -335,6 +335,7 @@ fn placeholder(column: &str) -> &'static str {
         "conf" => "(none)",
         "license" => "(no license)",
         "from_version" => "(new install)",
+        "version" => "(nothing installed)",
         _ => "—",
     }
 }

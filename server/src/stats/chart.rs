@@ -72,7 +72,7 @@ fn axis_max(max: i64, step: i64) -> i64 {
     ((max + step - 1) / step).max(1) * step
 }
 
-const W: f64 = 760.0;
+const W: f64 = 1000.0;
 const FONT: &str = "font-family=\"system-ui, 'DejaVu Sans', Arial, sans-serif\" font-size=\"12\"";
 
 /// A line chart of one series over labelled points (e.g. days).
@@ -138,7 +138,9 @@ pub fn line_chart(id: &str, title: &str, points: &[(String, i64)]) -> String {
     // X labels: at most ~8, always the first and the last.
     let every = points.len().div_ceil(8).max(1);
     for (i, (label, _)) in points.iter().enumerate() {
-        if i % every == 0 || i + 1 == points.len() {
+        let last = points.len() - 1;
+        // Periodic labels stop short of the last one, so the two never overlap.
+        if (i % every == 0 && (i == last || last - i >= every.div_ceil(2))) || i == last {
             let _ = write!(
                 s,
                 "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#333\"/>\
@@ -206,7 +208,7 @@ pub fn line_chart(id: &str, title: &str, points: &[(String, i64)]) -> String {
 /// A horizontal bar chart: label, bar, value; one row per bar.
 pub fn bar_chart(id: &str, title: &str, bars: &[(String, i64)]) -> String {
     let row = 26.0;
-    let (label_w, value_w, top, bottom) = (220.0, 90.0, 30.0, 30.0);
+    let (label_w, value_w, top, bottom) = (260.0, 110.0, 30.0, 30.0);
     let plot_w = W - label_w - value_w;
     let h = top + bottom + row * bars.len().max(1) as f64;
     let max = bars.iter().map(|b| b.1).max().unwrap_or(0);
