@@ -89,10 +89,10 @@ impl FromRequestParts<AppState> for Reader {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        if let Some(who) = session_of(&parts.headers) {
-            if session_still_valid(state, &who).await {
-                return Ok(Reader);
-            }
+        if let Some(who) = session_of(&parts.headers)
+            && session_still_valid(state, &who).await
+        {
+            return Ok(Reader);
         }
         let caller = Caller::from_request_parts(parts, state).await?;
         caller.require(Permission::Read)?;

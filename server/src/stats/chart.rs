@@ -28,7 +28,7 @@ pub fn group_digits(n: i64) -> String {
         out.push('-');
     }
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('\u{202f}');
         }
         out.push(ch);
@@ -140,7 +140,7 @@ pub fn line_chart(id: &str, title: &str, points: &[(String, i64)]) -> String {
     for (i, (label, _)) in points.iter().enumerate() {
         let last = points.len() - 1;
         // Periodic labels stop short of the last one, so the two never overlap.
-        if (i % every == 0 && (i == last || last - i >= every.div_ceil(2))) || i == last {
+        if i == last || (i.is_multiple_of(every) && last - i >= every.div_ceil(2)) {
             let _ = write!(
                 s,
                 "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#333\"/>\
