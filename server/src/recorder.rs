@@ -106,7 +106,7 @@ impl Recorder {
 
     /// Events waiting in the queue.
     pub fn queued(&self) -> usize {
-        QUEUE - self.tx.capacity()
+        self.tx.max_capacity() - self.tx.capacity()
     }
 }
 
@@ -483,5 +483,124 @@ fn placeholder(db: &DatabaseConnection, n: usize) -> String {
     match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => format!("${n}"),
         _ => "?".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use sea_orm::Database;
+    use vypusk_migrations::{Migrator, MigratorTrait};
+
+    use super::*;
+    use crate::stats::query::{self, Filter, GroupBy};
+
+    fn check() -> CheckEvent {
+        CheckEvent {
+            at: chrono::Utc::now(),
+            distribution_id: 1,
+            paid: false,
+            installed_version: "1.0".into(),
+            conf: "УТ".into(),
+            conf_version: "11.5".into(),
+            offered_version: "2.0".into(),
+            license_key: None,
+            client: IpAddr::from([192, 0, 2, 1]),
+        }
+    }
+
+    fn download(key: &str, bytes: u64, completed: bool) -> DownloadEvent {
+        DownloadEvent {
+            at: chrono::Utc::now(),
+            distribution_id: 1,
+            release_id: 7,
+            file_id: 70,
+            license_key: Some("K-1".into()),
+            conf: "УТ".into(),
+            conf_version: "11.5".into(),
+            installed_version: "1.0".into(),
+            bytes,
+            completed,
+            dedup_key: key.into(),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        let (tx, _rx) = mpsc::channel(2);
+        let recorder = Recorder {
+            tx,
+            counters: Arc::new(Counters::default()),
+        };
+        for _ in 0..5 {
+            recorder.check(check());
+        }
+        assert_eq!(recorder.dropped(), 3);
+        assert_eq!(recorder.queued(), 2);
+    }
+
+    /// Batches against a real (in-memory SQLite) schema: a download resumed in a later batch
+    /// adds bytes and its completion to the first day, and is counted once.
+    #[tokio::test]
+    async fn batches_maintain_the_roll_ups() {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        write_batch(
+            &db,
+            vec![
+                Event::Check(check()),
+                Event::Check(check()),
+                Event::Download(download("a", 400, false)),
+                Event::Download(download("b", 1000, true)),
+            ],
+            b"salt",
+        )
+        .await
+        .unwrap();
+        write_batch(
+            &db,
+            vec![
+                Event::Download(download("a", 600, true)),
+                Event::Download(download("a", 1000, true)),
+            ],
+            b"salt",
+        )
+        .await
+        .unwrap();
+        let today = chrono::Utc::now().date_naive();
+        let filter = Filter {
+            from: today,
+            to: today,
+            distribution_id: Some(1),
+            release_id: None,
+        };
+        let table = query::downloads(&db, &filter, GroupBy::Day).await.unwrap();
+        assert_eq!(table.total("downloads"), 2);
+        assert_eq!(table.total("completed"), 2);
+        assert_eq!(table.total("bytes"), 3000);
+        let table = query::downloads(&db, &filter, GroupBy::License)
+            .await
+            .unwrap();
+        assert_eq!(table.total("downloads"), 2);
+        let paths = query::upgrade_paths(&db, &filter).await.unwrap();
+        assert_eq!(paths.total("downloads"), 2);
+        let base = query::installed_base(
+            &db,
+            Some(1),
+            30,
+            query::BaseGroupBy::Version,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(base.total("installations"), 1);
+        let per_release = query::downloads_per_release(&db, 1).await.unwrap();
+        assert_eq!(per_release.get(&7), Some(&2));
+        let raw = download_event::Entity::find().all(&db).await.unwrap();
+        assert_eq!(raw.len(), 2);
+        let a = raw.iter().find(|r| r.dedup_key == "a").unwrap();
+        assert_eq!((a.bytes, a.completed), (2000, true));
+        assert_eq!(check_event::Entity::find().all(&db).await.unwrap().len(), 2);
     }
 }
