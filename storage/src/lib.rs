@@ -257,9 +257,10 @@ impl Storage {
             .map_err(|e| StorageError::Backend(format!("creating {}: {e}", dir.display())))?;
         let root = std::fs::canonicalize(dir)
             .map_err(|e| StorageError::Backend(format!("resolving {}: {e}", dir.display())))?;
-        // Automatic cleanup keeps blobs/sha256/xx/ and tmp/ from accumulating empty dirs;
-        // object_store retries directory creation if a cleanup races a write.
-        let fs = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
+        // No automatic cleanup of empty directories: it deletes tmp/ while a concurrent upload
+        // is creating a file in it ("File exists" races under parallel uploads). A few empty
+        // blobs/sha256/xx/ directories are the price.
+        let fs = LocalFileSystem::new_with_prefix(&root)?;
         Ok(Storage {
             inner: Arc::new(Inner {
                 store: Arc::new(fs),
