@@ -78,7 +78,7 @@ const FONT: &str = "font-family=\"system-ui, 'DejaVu Sans', Arial, sans-serif\" 
 /// A line chart of one series over labelled points (e.g. days).
 pub fn line_chart(id: &str, title: &str, points: &[(String, i64)]) -> String {
     let h = 300.0;
-    let (left, right, top, bottom) = (64.0, 16.0, 28.0, 56.0);
+    let (left, right, top, bottom) = (64.0, 44.0, 28.0, 56.0);
     let plot_w = W - left - right;
     let plot_h = h - top - bottom;
     let max = points.iter().map(|p| p.1).max().unwrap_or(0);
