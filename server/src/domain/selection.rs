@@ -34,7 +34,9 @@ pub fn offers(dist: &Distribution, ctx: &CheckContext<'_>) -> Vec<Offer> {
     let conf = fold(ctx.conf);
     dist.releases
         .iter()
-        .filter(|r| ctx.installed.is_none_or(|installed| r.version > *installed))
+        // Newest first: everything after the first release not newer than the installed one
+        // is older still.
+        .take_while(|r| ctx.installed.is_none_or(|installed| r.version > *installed))
         .filter(|r| !r.prerelease || ctx.sees_prereleases)
         .filter_map(|r| {
             let compat = match_compatibility(&r.compatibility, &conf, ctx.conf_version);
