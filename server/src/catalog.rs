@@ -144,7 +144,16 @@ impl Catalog {
             snap.by_id.insert(dist.id, dist);
         }
         *self.snapshot.write().expect("catalog lock poisoned") = Arc::new(snap);
+        self.load_licenses(db).await
+    }
 
+    /// Re-reads every license (after a bulk import), leaving the catalog as it is.
+    pub async fn reload_licenses(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
+        let _guard = self.refresh.lock().await;
+        self.load_licenses(db).await
+    }
+
+    async fn load_licenses(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         let licenses = license::Entity::find().all(db).await?;
         let features = license_feature::Entity::find().all(db).await?;
         let mut by_license: HashMap<i32, Vec<FeatureGrant>> = HashMap::new();

@@ -461,6 +461,6 @@ async fn import_route(
         .map_err(|errors| ApiError::bad_request(licenses_csv::error_message(&errors)))?;
     let features: usize = licenses.iter().map(|l| l.features.len()).sum();
     let imported = import(&state.db, &licenses).await?;
-    state.catalog.reload_all(&state.db).await?;
+    state.catalog.reload_licenses(&state.db).await?;
     Ok(Json(json!({"imported": imported, "features": features})))
 }
