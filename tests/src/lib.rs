@@ -337,3 +337,40 @@ pub fn test_bytes(len: usize, seed: u8) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A fresh database on the local PostgreSQL server (127.0.0.1:5432, user postgres, trust
+/// auth), dropped at the end.
+pub struct TempDatabase {
+    pub name: String,
+}
+
+impl TempDatabase {
+    pub async fn create() -> TempDatabase {
+        use sea_orm::ConnectionTrait;
+        let name = format!("vypusk_test_{}", hex::encode(rand::random::<[u8; 6]>()));
+        let admin = sea_orm::Database::connect("postgres://postgres@127.0.0.1:5432/postgres")
+            .await
+            .expect("PostgreSQL must run at 127.0.0.1:5432 (see README: Set up)");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create database");
+        TempDatabase { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-c"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}

@@ -8,43 +8,6 @@ use serde_json::json;
 use vypusk_migrations::{Migrator, MigratorTrait};
 use vypusk_tests::*;
 
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A fresh database per test, dropped at the end.
-struct TempDatabase {
-    name: String,
-}
-
-impl TempDatabase {
-    async fn create() -> TempDatabase {
-        let name = format!("vypusk_test_{}", hex::encode(rand::random::<[u8; 6]>()));
-        let admin = Database::connect(ADMIN_URL)
-            .await
-            .expect("PostgreSQL must run at 127.0.0.1:5432 (see README: Tests)");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        TempDatabase { name }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-c"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
-
 #[tokio::test]
 async fn migrations_apply_up_and_down_on_postgres() {
     let temp = TempDatabase::create().await;

@@ -597,43 +597,11 @@ async fn stats_api_needs_read_and_validates_parameters() {
     );
 }
 
-/// A fresh PostgreSQL database, dropped at the end.
-struct TempDatabase {
-    name: String,
-}
-
-impl TempDatabase {
-    async fn create() -> TempDatabase {
-        use sea_orm::ConnectionTrait;
-        let name = format!("vypusk_stats_{}", hex::encode(rand::random::<[u8; 6]>()));
-        let admin = sea_orm::Database::connect("postgres://postgres@127.0.0.1:5432/postgres")
-            .await
-            .expect("PostgreSQL must run at 127.0.0.1:5432 (see README: Tests)");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        TempDatabase { name }
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-c"])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .output();
-    }
-}
-
 #[tokio::test]
 async fn statistics_match_the_driven_traffic_on_postgres() {
     let db = TempDatabase::create().await;
     let server = TestServer::start_with(ServerOptions {
-        database_url: Some(format!("postgres://postgres@127.0.0.1:5432/{}", db.name)),
+        database_url: Some(db.url()),
         ..Default::default()
     })
     .await;
