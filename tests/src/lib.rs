@@ -81,8 +81,11 @@ impl TestServer {
         let mut server = TestServer {
             base: String::new(),
             data_dir,
+            // No idle connections: after an answer to an oversized body the server closes the
+            // connection, and a pooled client could send the next request into it.
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(0)
                 .build()
                 .expect("client"),
             options,
