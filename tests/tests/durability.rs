@@ -55,9 +55,15 @@ async fn killed_during_upload_leaves_no_partial_file() {
         .body(body)
         .send();
     let upload = tokio::spawn(upload);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    // Something is being written right now.
+    // Wait until something is being written (bounded, for slow machines), then a bit more.
     let objects = server.data_dir.path().join("objects");
+    for _ in 0..200 {
+        if !files_under(&objects).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         !files_under(&objects).is_empty(),
         "the upload should have started writing"
