@@ -667,7 +667,7 @@ async fn downloads_support_range_if_range_head_and_416() {
 #[tokio::test]
 async fn forged_mismatching_and_expired_tokens_are_refused() {
     let server = TestServer::start_with(ServerOptions {
-        env: vec![("VYPUSK_TOKEN_TTL_SECS".into(), "1".into())],
+        env: vec![("VYPUSK_TOKEN_TTL_SECS".into(), "3".into())],
         ..Default::default()
     })
     .await;
@@ -725,7 +725,7 @@ async fn forged_mismatching_and_expired_tokens_are_refused() {
         StatusCode::FORBIDDEN
     );
 
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5100)).await;
     let resp = server.client.get(&link).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(
