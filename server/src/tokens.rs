@@ -61,12 +61,14 @@ impl TokenSigner {
         }
     }
 
-    /// Expiry for a token issued at `now`: at least `ttl` away, rounded up to the step (or to
-    /// the lifetime itself when that is shorter than the step).
+    /// Expiry for a token issued at `now`: at least `ttl` away, rounded up to the step. A
+    /// lifetime shorter than the step is not rounded at all.
     pub fn expiry(&self, now: i64) -> i64 {
-        let step = EXPIRY_STEP_SECS.min(self.ttl_secs.max(1));
         let raw = now.saturating_add(self.ttl_secs);
-        raw.div_euclid(step) * step + step
+        if self.ttl_secs < EXPIRY_STEP_SECS {
+            return raw;
+        }
+        raw.div_euclid(EXPIRY_STEP_SECS) * EXPIRY_STEP_SECS + EXPIRY_STEP_SECS
     }
 
     pub fn issue(&self, grant: &DownloadGrant) -> String {
@@ -126,8 +128,8 @@ mod tests {
         assert_eq!(s.verify(&t, 1_000_000).unwrap(), grant(e));
         assert_eq!(s.verify(&t, e + 1), Err(TokenError::Expired));
         // Short lifetimes are not stretched to the rounding step.
-        let short = TokenSigner::new(b"secret".to_vec(), 1);
-        assert!(short.expiry(1_000_000) <= 1_000_002);
+        let short = TokenSigner::new(b"secret".to_vec(), 3);
+        assert_eq!(short.expiry(1_000_000), 1_000_003);
     }
 
     #[test]
