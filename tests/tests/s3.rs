@@ -1,7 +1,7 @@
 //! The server on S3 storage (SPEC §4.6): uploads stream into the bucket, and with
 //! `redirect_downloads` a download answers 302 to a short-lived presigned URL that serves the
-//! exact bytes. Needs an S3-compatible server; `.ci/run` starts `s3s-fs` and runs this with
-//! `--ignored`.
+//! exact bytes. Needs an S3-compatible server and a bucket of its own in VYPUSK_TEST_S3;
+//! `.ci/run` starts `s3s-fs` and runs this with `--ignored`.
 
 use reqwest::StatusCode;
 use serde_json::json;
