@@ -98,17 +98,14 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Admin)?;
     page.validate()?;
-    let (column, order) = match page.sort_field(&["id", "name", "created_at"])? {
-        None => (api_key::Column::Id, Order::Asc),
-        Some((field, desc)) => (
-            match field {
-                "name" => api_key::Column::Name,
-                "created_at" => api_key::Column::CreatedAt,
-                _ => api_key::Column::Id,
-            },
-            if desc { Order::Desc } else { Order::Asc },
-        ),
-    };
+    let (column, order) = page.order(
+        &[
+            ("id", api_key::Column::Id),
+            ("name", api_key::Column::Name),
+            ("created_at", api_key::Column::CreatedAt),
+        ],
+        (api_key::Column::Id, Order::Asc),
+    )?;
     let total = api_key::Entity::find().count(&state.db).await?;
     let rows = api_key::Entity::find()
         .order_by(column, order)

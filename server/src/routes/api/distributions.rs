@@ -184,20 +184,16 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Permission::Read)?;
     page.validate()?;
-    let (column, order) =
-        match page.sort_field(&["code", "name", "id", "created_at", "updated_at"])? {
-            None => (distribution::Column::Code, Order::Asc),
-            Some((field, desc)) => (
-                match field {
-                    "name" => distribution::Column::Name,
-                    "id" => distribution::Column::Id,
-                    "created_at" => distribution::Column::CreatedAt,
-                    "updated_at" => distribution::Column::UpdatedAt,
-                    _ => distribution::Column::Code,
-                },
-                if desc { Order::Desc } else { Order::Asc },
-            ),
-        };
+    let (column, order) = page.order(
+        &[
+            ("code", distribution::Column::Code),
+            ("name", distribution::Column::Name),
+            ("id", distribution::Column::Id),
+            ("created_at", distribution::Column::CreatedAt),
+            ("updated_at", distribution::Column::UpdatedAt),
+        ],
+        (distribution::Column::Code, Order::Asc),
+    )?;
     let total = distribution::Entity::find().count(&state.db).await?;
     let rows = distribution::Entity::find()
         .order_by(column, order)

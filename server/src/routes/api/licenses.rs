@@ -326,20 +326,16 @@ async fn list(
                 .add(Expr::col((license::Entity, license::Column::Itn)).like(like())),
         );
     }
-    let (column, order) =
-        match page.sort_field(&["key", "customer", "itn", "created_at", "updated_at"])? {
-            None => (license::Column::Key, Order::Asc),
-            Some((field, desc)) => (
-                match field {
-                    "customer" => license::Column::Customer,
-                    "itn" => license::Column::Itn,
-                    "created_at" => license::Column::CreatedAt,
-                    "updated_at" => license::Column::UpdatedAt,
-                    _ => license::Column::Key,
-                },
-                if desc { Order::Desc } else { Order::Asc },
-            ),
-        };
+    let (column, order) = page.order(
+        &[
+            ("key", license::Column::Key),
+            ("customer", license::Column::Customer),
+            ("itn", license::Column::Itn),
+            ("created_at", license::Column::CreatedAt),
+            ("updated_at", license::Column::UpdatedAt),
+        ],
+        (license::Column::Key, Order::Asc),
+    )?;
     let total = query.clone().count(&state.db).await?;
     let rows = query
         .order_by(column, order)

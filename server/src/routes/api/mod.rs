@@ -163,22 +163,30 @@ impl Page {
         Ok(())
     }
 
-    /// `sort` is a field name, optionally prefixed with `-` for descending. `allowed` lists
-    /// the field names the caller may sort by.
-    pub fn sort_field<'a>(&'a self, allowed: &[&str]) -> Result<Option<(&'a str, bool)>, ApiError> {
+    /// The column and direction to sort by: `sort` names one of `columns`, optionally prefixed
+    /// with `-` for descending; without `sort`, `default`.
+    pub fn order<C: Copy>(
+        &self,
+        columns: &[(&str, C)],
+        default: (C, sea_orm::Order),
+    ) -> Result<(C, sea_orm::Order), ApiError> {
         let Some(sort) = self.sort.as_deref().filter(|s| !s.is_empty()) else {
-            return Ok(None);
+            return Ok(default);
         };
-        let (field, descending) = match sort.strip_prefix('-') {
-            Some(f) => (f, true),
-            None => (sort, false),
+        let (field, order) = match sort.strip_prefix('-') {
+            Some(f) => (f, sea_orm::Order::Desc),
+            None => (sort, sea_orm::Order::Asc),
         };
-        if !allowed.contains(&field) {
-            return Err(ApiError::bad_request(format!(
+        match columns.iter().find(|(name, _)| *name == field) {
+            Some((_, column)) => Ok((*column, order)),
+            None => Err(ApiError::bad_request(format!(
                 "cannot sort by {field:?}; allowed: {}",
-                allowed.join(", ")
-            )));
+                columns
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
         }
-        Ok(Some((field, descending)))
     }
 }

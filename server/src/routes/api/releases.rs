@@ -444,18 +444,15 @@ async fn list(
         let version = parse_version(scheme_of(&dist), version)?;
         query = query.filter(release::Column::VersionNorm.eq(version.normalized()));
     }
-    let (column, order) = match page.sort_field(&["id", "created_at", "published_at", "status"])? {
-        None => (release::Column::Id, Order::Desc),
-        Some((field, desc)) => (
-            match field {
-                "created_at" => release::Column::CreatedAt,
-                "published_at" => release::Column::PublishedAt,
-                "status" => release::Column::Status,
-                _ => release::Column::Id,
-            },
-            if desc { Order::Desc } else { Order::Asc },
-        ),
-    };
+    let (column, order) = page.order(
+        &[
+            ("id", release::Column::Id),
+            ("created_at", release::Column::CreatedAt),
+            ("published_at", release::Column::PublishedAt),
+            ("status", release::Column::Status),
+        ],
+        (release::Column::Id, Order::Desc),
+    )?;
     let total = query.clone().count(&state.db).await?;
     let rows = query
         .order_by(column, order)
