@@ -6,7 +6,7 @@ pub mod signature;
 pub mod version;
 pub mod wire;
 
-pub use names::{FileName, NameError};
+pub use names::{FileName, NameError, case_collision, same_name_ignoring_case};
 pub use signature::{PublicKey, SignatureError, verify_response};
 pub use version::{Version, VersionError, VersionScheme};
 

@@ -101,7 +101,12 @@ impl Version {
                         .join(".")
                 }
             }
-            Version::Semver(v) => v.to_string(),
+            // Build metadata has no part in precedence (SemVer 2.0 §10).
+            Version::Semver(v) => semver::Version {
+                build: semver::BuildMetadata::EMPTY,
+                ..v.clone()
+            }
+            .to_string(),
         }
     }
 
@@ -141,7 +146,8 @@ impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
             (Version::OneC(a), Version::OneC(b)) => a.cmp(b),
-            (Version::Semver(a), Version::Semver(b)) => a.cmp(b),
+            // Precedence, not `semver::Version`'s total order: `1.2.3+a` equals `1.2.3+b`.
+            (Version::Semver(a), Version::Semver(b)) => a.cmp_precedence(b),
             (Version::OneC(_), Version::Semver(_)) => Ordering::Less,
             (Version::Semver(_), Version::OneC(_)) => Ordering::Greater,
         }
@@ -152,7 +158,10 @@ impl Hash for Version {
     fn hash<H: Hasher>(&self, state: &mut H) {
         match self {
             Version::OneC(v) => v.hash(state),
-            Version::Semver(v) => v.hash(state),
+            Version::Semver(v) => {
+                // Consistent with `Eq`: build metadata is left out.
+                (v.major, v.minor, v.patch, &v.pre).hash(state);
+            }
         }
     }
 }
@@ -318,6 +327,25 @@ mod tests {
         assert!(a.is_prerelease());
         assert!(Version::parse(VersionScheme::Semver, "1.2").is_err());
         assert!(Version::parse(VersionScheme::Semver, "v1.2.3").is_err());
+    }
+
+    #[test]
+    fn semver_build_metadata_has_no_precedence() {
+        use std::collections::HashSet;
+        let a = Version::parse(VersionScheme::Semver, "1.2.3+a").unwrap();
+        let b = Version::parse(VersionScheme::Semver, "1.2.3+b").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.normalized(), "1.2.3");
+        assert_eq!(a.normalized(), b.normalized());
+        assert_eq!(HashSet::from([a.clone(), b.clone()]).len(), 1);
+        assert_eq!(
+            a.to_string(),
+            "1.2.3+a",
+            "display keeps what the vendor wrote"
+        );
+        let pre = Version::parse(VersionScheme::Semver, "1.2.3-rc.1+x").unwrap();
+        assert_eq!(pre.normalized(), "1.2.3-rc.1");
+        assert!(pre < a);
     }
 
     #[test]

@@ -1,21 +1,26 @@
 //! Who is calling the vendor API: the `admin` user (HTTP Basic) or an API key (`Bearer` or
 //! `x-api-key`) with permissions. Passwords are PBKDF2-hashed; API keys are stored as SHA-256.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::pbkdf2;
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand::Rng;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use sha2::Digest;
 
 use crate::entities::{admin_user, api_key};
 use crate::error::ApiError;
+use crate::ratelimit::FailureLimiter;
 use crate::state::AppState;
 
 pub const ADMIN_USER: &str = "admin";
@@ -106,55 +111,247 @@ impl Caller {
     }
 }
 
-/// Remembers passwords that verified, so Basic auth does not pay PBKDF2 on every request.
-#[derive(Default)]
+/// A permission a route needs, as a type, so the check runs in the extractor: before any
+/// body is read (issue 7: a 200 MiB upload without the permission must not be read at all).
+pub trait Needs: Send + Sync + 'static {
+    const PERMISSION: Permission;
+}
+
+/// The permission markers for [`Authorized`].
+pub mod need {
+    use super::{Needs, Permission};
+
+    pub struct Read;
+    pub struct Publish;
+    pub struct Licenses;
+    pub struct Admin;
+
+    impl Needs for Read {
+        const PERMISSION: Permission = Permission::Read;
+    }
+    impl Needs for Publish {
+        const PERMISSION: Permission = Permission::Publish;
+    }
+    impl Needs for Licenses {
+        const PERMISSION: Permission = Permission::Licenses;
+    }
+    impl Needs for Admin {
+        const PERMISSION: Permission = Permission::Admin;
+    }
+}
+
+/// A caller holding permission `N`: 401 without credentials, 403 without the permission,
+/// both answered from the headers alone.
+pub struct Authorized<N: Needs>(pub Caller, PhantomData<N>);
+
+impl<N: Needs> FromRequestParts<AppState> for Authorized<N> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(N::PERMISSION)?;
+        Ok(Authorized(caller, PhantomData))
+    }
+}
+
+/// How many successful password checks are remembered.
+const VERIFIED_CACHE_ENTRIES: usize = 1024;
+/// `api_keys.last_used_at` is written at most this often per key.
+const LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a login waits for a free password-hashing slot before it is answered 503.
+const HASHING_WAIT: Duration = Duration::from_secs(10);
+
+/// Authentication state shared by every request: the throttle of failed logins, the bound on
+/// concurrent password hashing, the cache of verified passwords and the `last_used_at` writer.
 pub struct AuthCache {
+    /// `sha256(stored hash ‖ 0 ‖ password)` of passwords that verified. Keyed by the stored
+    /// hash, so a changed password (on any instance) is forgotten at once: the next request
+    /// reads the new hash and misses.
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// PBKDF2 runs on the blocking pool; this bounds how many run at once, so guessers cannot
+    /// take the pool from everybody else.
+    hashing: tokio::sync::Semaphore,
+    throttle: LoginThrottle,
+    /// When each API key's `last_used_at` was last written.
+    key_use: Mutex<HashMap<i32, Instant>>,
+}
+
+impl AuthCache {
+    pub fn new(failures_per_minute: u32) -> AuthCache {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        AuthCache {
+            verified: Mutex::default(),
+            hashing: tokio::sync::Semaphore::new(cores),
+            throttle: LoginThrottle::new(failures_per_minute),
+            key_use: Mutex::default(),
+        }
+    }
+}
+
+impl Default for AuthCache {
+    fn default() -> Self {
+        AuthCache::new(crate::config::Settings::default().login_failures_per_minute)
+    }
+}
+
+/// Failed logins per client address and per (user name, client address) — never per user
+/// alone, or anyone could lock the owner out by guessing from elsewhere. A (user, address)
+/// pair gets `per_user` failures a minute; an address, three times that over all the names
+/// and keys it tries.
+pub struct LoginThrottle {
+    per_address: FailureLimiter<IpAddr>,
+    per_user: FailureLimiter<(String, IpAddr)>,
+}
+
+impl LoginThrottle {
+    pub fn new(per_user: u32) -> LoginThrottle {
+        LoginThrottle {
+            per_address: FailureLimiter::new(per_user.saturating_mul(3)),
+            per_user: FailureLimiter::new(per_user),
+        }
+    }
+
+    fn blocked(&self, user: Option<&str>, ip: IpAddr) -> bool {
+        self.per_address.is_blocked(&ip)
+            || user.is_some_and(|u| self.per_user.is_blocked(&(u.to_owned(), ip)))
+    }
+
+    fn failed(&self, user: Option<&str>, ip: IpAddr) {
+        self.per_address.record_failure(ip);
+        if let Some(u) = user {
+            self.per_user.record_failure((u.to_owned(), ip));
+        }
+    }
+
+    fn succeeded(&self, user: &str, ip: IpAddr) {
+        self.per_user.forget(&(user.to_owned(), ip));
+    }
+}
+
+/// What a caller presents: a user name and password, or an API key.
+#[derive(Clone)]
+pub enum Credentials {
+    Password { user: String, password: String },
+    ApiKey(String),
+}
+
+impl Credentials {
+    /// `x-api-key: KEY`, `Authorization: Bearer KEY` or `Authorization: Basic …`; `None` when
+    /// the request carries none of them (or a malformed one).
+    pub fn from_headers(headers: &HeaderMap) -> Option<Credentials> {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        if let Some(key) = header("x-api-key") {
+            return Some(Credentials::ApiKey(key.to_owned()));
+        }
+        let auth = header("authorization")?;
+        if let Some(key) = strip_prefix_ci(auth, "bearer ") {
+            return Some(Credentials::ApiKey(key.trim().to_owned()));
+        }
+        let encoded = strip_prefix_ci(auth, "basic ")?;
+        let decoded = B64
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())?;
+        let (user, password) = decoded.split_once(':')?;
+        Some(Credentials::Password {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        })
+    }
+}
+
+/// The client address of a request, as the connection layer recorded it.
+pub fn client_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip())
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-        };
-        if let Some(key) = header("x-api-key") {
-            return api_key_caller(&state.db, key).await;
-        }
-        let Some(auth) = header("authorization") else {
-            return Err(ApiError::unauthorized());
-        };
-        if let Some(key) = strip_prefix_ci(auth, "bearer ") {
-            return api_key_caller(&state.db, key.trim()).await;
-        }
-        if let Some(encoded) = strip_prefix_ci(auth, "basic ") {
-            let decoded = B64
-                .decode(encoded.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(ApiError::unauthorized)?;
-            let (user, password) = decoded.split_once(':').ok_or_else(ApiError::unauthorized)?;
-            if user == ADMIN_USER && verify_admin(state, password).await? {
-                return Ok(Caller::Admin);
-            }
-            return Err(ApiError::unauthorized());
-        }
-        Err(ApiError::unauthorized())
+        let credentials =
+            Credentials::from_headers(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        authenticate(state, &credentials, client_ip(parts)).await
     }
 }
 
+/// Checks `credentials` from `client`: the one way in for the vendor API, the reports login
+/// form and anything else that signs in. Throttled before any password is hashed.
+pub async fn authenticate(
+    state: &AppState,
+    credentials: &Credentials,
+    client: IpAddr,
+) -> Result<Caller, ApiError> {
+    let throttle = &state.auth.throttle;
+    match credentials {
+        Credentials::ApiKey(key) => {
+            if throttle.blocked(None, client) {
+                return Err(too_many_failed_logins());
+            }
+            let caller = api_key_caller(state, key).await;
+            if caller.is_err() {
+                throttle.failed(None, client);
+                tracing::warn!(%client, "failed login with an unknown or revoked API key");
+            }
+            caller
+        }
+        Credentials::Password { user, password } => {
+            if throttle.blocked(Some(user), client) {
+                return Err(too_many_failed_logins());
+            }
+            if user == ADMIN_USER && verify_admin(state, password).await? {
+                throttle.succeeded(user, client);
+                return Ok(Caller::Admin);
+            }
+            throttle.failed(Some(user), client);
+            tracing::warn!(%client, user = %crate::error::quote(user), "failed login");
+            Err(ApiError::unauthorized())
+        }
+    }
+}
+
+fn too_many_failed_logins() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        "too many failed logins from this address; try again in a minute",
+    )
+}
+
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
+    (s.len() >= prefix.len()
+        && s.is_char_boundary(prefix.len())
+        && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+    .then(|| &s[prefix.len()..])
+}
+
+/// The admin's stored password hash; `None` before the admin exists.
+pub async fn admin_password_hash(db: &DatabaseConnection) -> Result<Option<String>, DbErr> {
+    Ok(admin_user::Entity::find()
+        .filter(admin_user::Column::Username.eq(ADMIN_USER))
+        .one(db)
+        .await?
+        .map(|a| a.password_hash))
 }
 
 async fn verify_admin(state: &AppState, password: &str) -> Result<bool, ApiError> {
-    let fingerprint: [u8; 32] = sha2::Sha256::digest(password.as_bytes()).into();
+    let Some(hash) = admin_password_hash(&state.db).await? else {
+        return Ok(false);
+    };
+    let fingerprint: [u8; 32] = sha2::Sha256::new()
+        .chain_update(hash.as_bytes())
+        .chain_update([0u8])
+        .chain_update(password.as_bytes())
+        .finalize()
+        .into();
     if state
         .auth
         .verified
@@ -164,45 +361,80 @@ async fn verify_admin(state: &AppState, password: &str) -> Result<bool, ApiError
     {
         return Ok(true);
     }
-    let Some(admin) = admin_user::Entity::find()
-        .filter(admin_user::Column::Username.eq(ADMIN_USER))
-        .one(&state.db)
-        .await?
-    else {
-        return Ok(false);
-    };
-    let hash = admin.password_hash.clone();
+    let _slot = tokio::time::timeout(HASHING_WAIT, state.auth.hashing.acquire())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "too many logins at once; try again in a few seconds",
+            )
+        })?
+        .map_err(ApiError::internal)?;
     let password = password.to_owned();
     let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
         .await
         .map_err(ApiError::internal)?;
     if ok {
-        state
-            .auth
-            .verified
-            .lock()
-            .expect("auth cache poisoned")
-            .insert(fingerprint);
+        let mut verified = state.auth.verified.lock().expect("auth cache poisoned");
+        if verified.len() >= VERIFIED_CACHE_ENTRIES {
+            verified.clear();
+        }
+        verified.insert(fingerprint);
     }
     Ok(ok)
 }
 
-async fn api_key_caller(db: &DatabaseConnection, key: &str) -> Result<Caller, ApiError> {
+async fn api_key_caller(state: &AppState, key: &str) -> Result<Caller, ApiError> {
     let row = api_key::Entity::find()
         .filter(api_key::Column::KeyHash.eq(hash_api_key(key)))
-        .one(db)
+        .one(&state.db)
         .await?
         .ok_or_else(|| {
             ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
+                StatusCode::UNAUTHORIZED,
                 "Unauthorized",
                 "unknown or revoked API key",
             )
         })?;
+    note_key_use(state, row.id);
     Ok(Caller::ApiKey {
         id: row.id,
         permissions: Permission::parse_list(&row.permissions),
     })
+}
+
+/// Writes `last_used_at` at most once a minute per key, in a task of its own so the request
+/// never waits for it.
+fn note_key_use(state: &AppState, id: i32) {
+    let now = Instant::now();
+    {
+        let mut seen = state.auth.key_use.lock().expect("key use map poisoned");
+        if seen
+            .get(&id)
+            .is_some_and(|last| now.duration_since(*last) < LAST_USED_INTERVAL)
+        {
+            return;
+        }
+        if seen.len() > 100_000 {
+            seen.clear();
+        }
+        seen.insert(id, now);
+    }
+    let db = state.db.clone();
+    tokio::spawn(async move {
+        let result = api_key::Entity::update_many()
+            .col_expr(
+                api_key::Column::LastUsedAt,
+                sea_orm::sea_query::Expr::value(chrono::Utc::now()),
+            )
+            .filter(api_key::Column::Id.eq(id))
+            .exec(&db)
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(key = id, error = %e, "cannot record the API key's last use");
+        }
+    });
 }
 
 pub fn hash_api_key(key: &str) -> String {

@@ -29,6 +29,9 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// Failed license lookups allowed per client address per minute before 429.
     pub license_failures_per_minute: u32,
+    /// Failed logins allowed per (user name, client address) per minute before 429; a client
+    /// address gets three times this over all the names and API keys it tries.
+    pub login_failures_per_minute: u32,
     /// Raw statistics events older than this many days are deleted (roll-ups stay); 0 keeps
     /// them forever.
     pub stats_retention_days: u32,
@@ -48,6 +51,7 @@ impl Default for Settings {
             admin_password: None,
             max_upload_bytes: 4 << 30,
             license_failures_per_minute: 30,
+            login_failures_per_minute: 10,
             stats_retention_days: 400,
         }
     }
@@ -181,6 +185,9 @@ impl Settings {
         }
         if let Some(v) = get("VYPUSK_LICENSE_FAILURES_PER_MINUTE") {
             self.license_failures_per_minute = parse("VYPUSK_LICENSE_FAILURES_PER_MINUTE", &v)?;
+        }
+        if let Some(v) = get("VYPUSK_LOGIN_FAILURES_PER_MINUTE") {
+            self.login_failures_per_minute = parse("VYPUSK_LOGIN_FAILURES_PER_MINUTE", &v)?;
         }
         if let Some(v) = get("VYPUSK_STATS_RETENTION_DAYS") {
             self.stats_retention_days = parse("VYPUSK_STATS_RETENTION_DAYS", &v)?;

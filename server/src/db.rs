@@ -80,6 +80,39 @@ pub async fn ensure_admin(
     Ok(generated.then_some(password))
 }
 
+/// Sets the admin's password (creating the admin if needed). Servers on the same database
+/// stop accepting the old password with their next request: their cache of verified passwords
+/// is keyed by the stored hash (see `auth`).
+pub async fn set_admin_password(db: &DatabaseConnection, password: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        password.chars().count() >= 12,
+        "the password must have at least 12 characters"
+    );
+    let hash = {
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || hash_password(&password)).await?
+    };
+    let updated = admin_user::Entity::update_many()
+        .col_expr(
+            admin_user::Column::PasswordHash,
+            sea_orm::sea_query::Expr::value(hash.clone()),
+        )
+        .filter(admin_user::Column::Username.eq(ADMIN_USER))
+        .exec(db)
+        .await?;
+    if updated.rows_affected == 0 {
+        admin_user::ActiveModel {
+            username: Set(ADMIN_USER.to_owned()),
+            password_hash: Set(hash),
+            created_at: Set(chrono::Utc::now()),
+            ..Default::default()
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(())
+}
+
 /// True when `e` is a unique-constraint violation (the same on SQLite and PostgreSQL).
 pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
     matches!(

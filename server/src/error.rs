@@ -24,12 +24,42 @@ struct ApiErrorBody<'a> {
     exception: &'a str,
 }
 
+/// Longest message a vendor-API error carries. Long enough for a CSV import's list of bad
+/// lines; values quoted inside messages are cut much shorter by [`quote`].
+pub const MAX_API_MESSAGE: usize = 64 * 1024;
+/// Longest message a client-protocol error carries: its messages are one sentence.
+pub const MAX_CLIENT_MESSAGE: usize = 1024;
+/// How much of a client-chosen value a message quotes.
+const MAX_QUOTED_CHARS: usize = 80;
+
+/// `value` as a message quotes it: Rust string syntax, cut after a few dozen characters, so
+/// a 300,000-character `TYPE` cannot make the answer echo it back.
+pub fn quote(value: &str) -> String {
+    let mut chars = value.chars();
+    let head: String = chars.by_ref().take(MAX_QUOTED_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head:?}…")
+    } else {
+        format!("{head:?}")
+    }
+}
+
+/// Cuts `message` to at most `max` bytes on a character boundary, marking the cut.
+fn capped(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        let cut = message.floor_char_boundary(max.saturating_sub('…'.len_utf8()));
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, exception: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             exception,
-            message: message.into(),
+            message: capped(message.into(), MAX_API_MESSAGE),
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -88,6 +118,12 @@ impl IntoResponse for ApiError {
             exception: self.exception,
         };
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("60"),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -115,7 +151,7 @@ impl ClientError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ClientError {
             status,
-            message: message.into(),
+            message: capped(message.into(), MAX_CLIENT_MESSAGE),
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -165,5 +201,24 @@ impl From<vypusk_storage::StorageError> for ClientError {
             }
             other => ClientError::internal(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_and_quotes_are_capped() {
+        let long = "Ж".repeat(300_000);
+        let e = ClientError::bad_request(format!("unknown distribution TYPE {long:?}"));
+        assert!(e.message.len() <= MAX_CLIENT_MESSAGE, "{}", e.message.len());
+        assert!(e.message.ends_with('…'));
+        let e = ApiError::bad_request(long.clone());
+        assert!(e.message.len() <= MAX_API_MESSAGE);
+        assert_eq!(quote("abc"), "\"abc\"");
+        let q = quote(&long);
+        assert_eq!(q.chars().count(), 80 + 3);
+        assert!(q.ends_with("\"…"));
     }
 }

@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod entities;
 pub mod error;
+pub mod export;
 pub mod fsutil;
 pub mod licenses_csv;
 pub mod ratelimit;
@@ -85,7 +86,7 @@ pub async fn open(
         settings: Arc::new(settings.clone()),
         public_url: public_url.into(),
         stats,
-        auth: Default::default(),
+        auth: Arc::new(auth::AuthCache::new(settings.login_failures_per_minute)),
         started: chrono::Utc::now(),
         database_kind,
     };

@@ -56,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ApiKey { command } => admin::api_key(&settings, command).await,
         Command::License { command } => admin::license(&settings, command).await,
+        Command::AdminPassword => admin::admin_password(&settings).await,
         Command::Publish(_) => unreachable!("handled above"),
     }
 }

@@ -1,6 +1,5 @@
 //! The five commands.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io::IsTerminal;
 
@@ -291,27 +290,21 @@ fn checked_files(m: &Module) -> Result<Vec<Expected<'_>>, Failure> {
             m.uniqid
         )));
     }
-    let mut names = HashSet::new();
+    // The same rule as the server's (vypusk_protocol::names): what it accepts we install.
+    if let Some((a, b)) = vypusk_protocol::case_collision(m.files.iter().map(|f| f.name.as_str())) {
+        return Err(Failure::refused(format!(
+            "refusing release {}: file names {a:?} and {b:?} differ only in case (or are equal)",
+            m.uniqid
+        )));
+    }
     let mut out = Vec::new();
     for f in &m.files {
-        let name = FileName::parse(&f.name).map_err(|e| {
+        FileName::parse(&f.name).map_err(|e| {
             Failure::refused(format!(
                 "refusing release {}: {e}; it would leave the install directory",
                 m.uniqid
             ))
         })?;
-        if f.name.starts_with('.') {
-            return Err(Failure::refused(format!(
-                "refusing release {}: file name {:?} starts with a dot",
-                m.uniqid, f.name
-            )));
-        }
-        if !names.insert(name.as_str().to_ascii_lowercase()) {
-            return Err(Failure::refused(format!(
-                "refusing release {}: file {:?} is listed twice",
-                m.uniqid, f.name
-            )));
-        }
         let hexlen = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
         if !hexlen(&f.md5, 32) || !hexlen(&f.sha256, 64) {
             return Err(Failure::refused(format!(

@@ -499,6 +499,8 @@ fn file_name_leaving_dir_is_refused() {
         "..",
         "C:x",
         ".hidden",
+        "evil\u{202E}piz.exe",
+        "a\u{200B}.zip",
     ] {
         let server = Server::start(vec![rel("1.0", &[("a.zip", content(1, 100))])]);
         let name = evil.to_owned();
@@ -518,6 +520,26 @@ fn file_name_leaving_dir_is_refused() {
             "{evil}: {:?}",
             c.all_files()
         ); // only server.pem
+    }
+}
+
+/// Names that differ only in case are one file on Windows and macOS: refused with Unicode
+/// case folding (Cyrillic names are common), before any byte is downloaded.
+#[test]
+fn file_names_differing_only_in_case_are_refused() {
+    for (a, b) in [
+        ("Setup.zip", "setup.zip"),
+        ("Расширение.cfe", "РАСШИРЕНИЕ.cfe"),
+    ] {
+        let server = Server::start(vec![rel(
+            "1.0",
+            &[(a, content(1, 100)), (b, content(2, 100))],
+        )]);
+        let c = Client::new(&server.url());
+        let r = c.run(&["install"]);
+        assert_eq!(r.code, 4, "{a} / {b}: {r}");
+        assert!(r.stderr.contains("differ only in case"), "{r}");
+        assert!(server.file_requests().is_empty(), "{a} / {b}");
     }
 }
 

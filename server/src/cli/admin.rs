@@ -33,6 +33,25 @@ pub enum LicenseCommand {
     Import { file: std::path::PathBuf },
 }
 
+/// `vypusk admin-password`: the password comes from `VYPUSK_NEW_ADMIN_PASSWORD` or the first
+/// line of standard input, never from the command line (where `ps` would show it).
+pub async fn admin_password(settings: &Settings) -> anyhow::Result<()> {
+    let password = match std::env::var("VYPUSK_NEW_ADMIN_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the new password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let db = open_db(settings).await?;
+    crate::db::set_admin_password(&db, &password).await?;
+    println!("The password of admin was changed.");
+    Ok(())
+}
+
 async fn open_db(settings: &Settings) -> anyhow::Result<sea_orm::DatabaseConnection> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;

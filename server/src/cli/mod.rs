@@ -42,6 +42,9 @@ pub enum Command {
         #[command(subcommand)]
         command: admin::ApiKeyCommand,
     },
+    /// Set the password of `admin` from the environment variable VYPUSK_NEW_ADMIN_PASSWORD
+    /// (or the first line of standard input); running servers refuse the old password at once.
+    AdminPassword,
     /// Manage licenses (works on the data directory directly).
     License {
         #[command(subcommand)]

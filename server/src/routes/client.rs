@@ -21,7 +21,7 @@ use crate::catalog::{Distribution, Release};
 use crate::domain::licensing::{self, LicenseView, Standing};
 use crate::domain::selection::{self, CheckContext, Offer};
 use crate::domain::{LicenseKey, parse_flag};
-use crate::error::ClientError;
+use crate::error::{ClientError, quote};
 use crate::routes::files::{CountedDownload, serve_file};
 use crate::state::AppState;
 use crate::tokens::DownloadGrant;
@@ -123,10 +123,12 @@ fn published_distribution(state: &AppState, code: &str) -> Result<Arc<Distributi
         .catalog
         .distribution(code)
         .filter(|d| d.published)
-        .ok_or_else(|| ClientError::bad_request(format!("unknown distribution TYPE {code:?}")))
+        .ok_or_else(|| {
+            ClientError::bad_request(format!("unknown distribution TYPE {}", quote(code)))
+        })
 }
 
-fn in_prerelease_network(state: &AppState, ip: IpAddr) -> bool {
+pub fn in_prerelease_network(state: &AppState, ip: IpAddr) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => v6
             .to_ipv4_mapped()
@@ -153,8 +155,20 @@ fn lookup_license(
         }
         return Ok(None);
     };
+    known_license(state, dist, key, ip)
+}
+
+/// Looks `key` up. Every route that looks a key up goes through here, so unknown keys count
+/// against the caller's address on all of them and none can be used to test keys while the
+/// others answer 429 (SPEC §4.1).
+fn known_license(
+    state: &AppState,
+    dist: &Distribution,
+    key: &str,
+    ip: IpAddr,
+) -> Result<Option<Arc<LicenseView>>, ClientError> {
     let key = LicenseKey::parse(key).map_err(ClientError::bad_request)?;
-    if dist.gate.is_some() && state.limiter.is_blocked(ip) {
+    if dist.gate.is_some() && state.limiter.is_blocked(&ip) {
         return Err(ClientError::too_many_requests());
     }
     let found = state.catalog.license(key.as_str());
@@ -381,10 +395,7 @@ async fn get_module_info(
     let dist = published_distribution(&state, code)?;
     let key = text_field(&body, "KEY")?.filter(|k| !k.is_empty());
     let license = match key {
-        Some(k) => {
-            let key = LicenseKey::parse(k).map_err(ClientError::bad_request)?;
-            state.catalog.license(key.as_str())
-        }
+        Some(k) => known_license(&state, &dist, k, addr.ip())?,
         None => None,
     };
     let sees_prereleases =
@@ -429,18 +440,29 @@ async fn get_module_info(
     }))
 }
 
-/// `{version}` or `latest` of a distribution; `None` for `latest` with nothing visible.
+/// `{version}` or `latest` of a distribution (SPEC §4.3: visibility is the same on every
+/// route). An explicit version the caller may not see is `None`, exactly like a missing one;
+/// `latest` is the newest release that is visible and `usable`.
 fn find_release(
     dist: &Distribution,
     version: &str,
-    may_see: impl Fn(&Release) -> bool,
+    visible: impl Fn(&Release) -> bool,
+    usable: impl Fn(&Release) -> bool,
 ) -> Result<Option<Arc<Release>>, ClientError> {
     if version == "latest" {
-        return Ok(dist.releases.iter().find(|r| may_see(r)).cloned());
+        return Ok(dist
+            .releases
+            .iter()
+            .find(|r| visible(r) && usable(r))
+            .cloned());
     }
     let wanted = Version::parse(dist.scheme, version)
         .map_err(|e| ClientError::bad_request(e.to_string()))?;
-    Ok(dist.releases.iter().find(|r| r.version == wanted).cloned())
+    Ok(dist
+        .releases
+        .iter()
+        .find(|r| r.version == wanted && visible(r))
+        .cloned())
 }
 
 async fn get_extension_hash(
@@ -452,10 +474,21 @@ async fn get_extension_hash(
         .catalog
         .distribution(&code)
         .filter(|d| d.published)
-        .ok_or_else(|| ClientError::not_found(format!("unknown distribution {code:?}")))?;
+        .ok_or_else(|| ClientError::not_found(format!("unknown distribution {}", quote(&code))))?;
     let sees_prereleases = in_prerelease_network(&state, addr.ip());
-    let release = find_release(&dist, &version, |r| !r.prerelease || sees_prereleases)?
-        .ok_or_else(|| ClientError::not_found(format!("no release {version} of {code}")))?;
+    let release = find_release(
+        &dist,
+        &version,
+        |r| !r.prerelease || sees_prereleases,
+        |_| true,
+    )?
+    .ok_or_else(|| {
+        ClientError::not_found(format!(
+            "no release {} of {}",
+            quote(&version),
+            quote(&code)
+        ))
+    })?;
     let hash = release
         .metadata
         .get("extension_hash")
@@ -515,11 +548,11 @@ async fn module_file(
         .catalog
         .distribution(code)
         .filter(|d| d.published)
-        .ok_or_else(|| ClientError::not_found(format!("unknown distribution {code:?}")))?;
+        .ok_or_else(|| ClientError::not_found(format!("unknown distribution {}", quote(&code))))?;
     let (license, counted_by) = match hash {
         None => (None, None),
         Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            if state.limiter.is_blocked(ip) {
+            if state.limiter.is_blocked(&ip) {
                 return Err(ClientError::too_many_requests());
             }
             let found = state.catalog.license_by_sha256(&h.to_ascii_lowercase());
@@ -553,12 +586,18 @@ async fn module_file(
     let standing = licensing::standing(dist.gate, license.as_deref());
     let sees_prereleases =
         licensing::sees_prereleases(license.as_deref(), in_prerelease_network(state, ip));
-    let release = find_release(&dist, version, |r| {
-        (!r.prerelease || sees_prereleases)
-            && licensing::downloadable(&standing, r.published_at).is_ok()
-    })?
+    let release = find_release(
+        &dist,
+        version,
+        |r| !r.prerelease || sees_prereleases,
+        |r| licensing::downloadable(&standing, r.published_at).is_ok(),
+    )?
     .ok_or_else(|| {
-        ClientError::not_found(format!("no downloadable release {version} of {code}"))
+        ClientError::not_found(format!(
+            "no downloadable release {} of {}",
+            quote(version),
+            quote(code)
+        ))
     })?;
     licensing::downloadable(&standing, release.published_at).map_err(ClientError::forbidden)?;
     let file = release

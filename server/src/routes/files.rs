@@ -2,11 +2,12 @@
 //! file answer shared with `getModuleFile`: ranges, validators, and bounded memory whatever
 //! the file size.
 
+use std::net::SocketAddr;
 use std::ops::Range;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -46,6 +47,7 @@ pub fn dedup_key(parts: &[&[u8]]) -> String {
 
 async fn download(
     State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
     Path((token, name)): Path<(String, String)>,
@@ -70,9 +72,19 @@ async fn download(
             "the download link does not match the file name",
         ));
     }
-    // The license is checked again: a key revoked since the check loses its links.
+    // The license is checked again: a key revoked since the check loses its links, and a
+    // prerelease link stops working once the license loses `beta` (SPEC §4.1 rule 2 holds on
+    // every route: a release the caller may no longer see is answered like a missing one).
+    let license = grant.k.as_deref().and_then(|k| state.catalog.license(k));
+    if release.prerelease
+        && !licensing::sees_prereleases(
+            license.as_deref(),
+            crate::routes::client::in_prerelease_network(&state, addr.ip()),
+        )
+    {
+        return Err(gone());
+    }
     if dist.gate.is_some() {
-        let license = grant.k.as_deref().and_then(|k| state.catalog.license(k));
         let standing = licensing::standing(dist.gate, license.as_deref());
         licensing::downloadable(&standing, release.published_at).map_err(ClientError::forbidden)?;
     }

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod client;
+pub mod error_shape;
 pub mod files;
 pub mod reports;
 
@@ -17,8 +18,16 @@ pub const JSON_BODY_LIMIT: usize = 1 << 20;
 
 pub fn router(state: AppState) -> Router {
     let signed = Router::new()
-        .nest("/releases", client::router().merge(files::router()))
-        .nest("/api", api::router(&state))
+        .nest(
+            "/releases",
+            client::router()
+                .merge(files::router())
+                .layer(middleware::from_fn(error_shape::client_family)),
+        )
+        .nest(
+            "/api",
+            api::router(&state).layer(middleware::from_fn(error_shape::api_family)),
+        )
         .layer(middleware::from_fn_with_state(
             state.signer.clone(),
             crate::signing::sign_responses,

@@ -6,22 +6,25 @@
 //! session cookie that the login form at `/reports/login` sets. A 401 carries
 //! `WWW-Authenticate: Basic`, so browsers prompt, and links to the login form.
 
+use askama::Template;
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use askama::Template;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use sea_orm::{EntityTrait, QueryOrder};
 use serde::Deserialize;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
-use crate::auth::{ADMIN_USER, Caller, Permission};
+use crate::auth::{
+    ADMIN_USER, Authorized, Caller, Credentials, Permission, admin_password_hash, authenticate,
+    need,
+};
 use crate::entities::{api_key, distribution};
 use crate::error::ApiError;
 use crate::routes::api::stats::{
@@ -42,6 +45,33 @@ pub fn router() -> Router<AppState> {
         .route("/reports/csv/{report}", get(csv))
         .route("/reports/login", get(login_form).post(login))
         .route("/reports/logout", get(logout).post(logout))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// The reports use no script and no external resource, so the policy allows none: an
+/// injected `<script>` or form target goes nowhere.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+     img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
 }
 
 // ---------------------------------------------------------------------------------------
@@ -94,8 +124,7 @@ impl FromRequestParts<AppState> for Reader {
         {
             return Ok(Reader);
         }
-        let caller = Caller::from_request_parts(parts, state).await?;
-        caller.require(Permission::Read)?;
+        Authorized::<need::Read>::from_request_parts(parts, state).await?;
         Ok(Reader)
     }
 }
@@ -142,10 +171,21 @@ fn session_of(headers: &HeaderMap) -> Option<String> {
         .find_map(|(_, v)| verify_session(v, now))
 }
 
-/// An API key's session lasts only while the key exists and may read.
+/// Names the admin's current password hash in a session, so a changed password ends every
+/// session made with the old one.
+fn admin_session_name(password_hash: &str) -> String {
+    let fingerprint = hex::encode(&Sha256::digest(password_hash.as_bytes())[..8]);
+    format!("{ADMIN_USER}-{fingerprint}")
+}
+
+/// An admin session lasts while the password it was made with is current; an API key's while
+/// the key exists and may read.
 async fn session_still_valid(state: &AppState, who: &str) -> bool {
-    if who == ADMIN_USER {
-        return true;
+    if who.starts_with(ADMIN_USER) {
+        return matches!(
+            admin_password_hash(&state.db).await,
+            Ok(Some(hash)) if admin_session_name(&hash) == who
+        );
     }
     let Some(id) = who
         .strip_prefix("key")
@@ -186,39 +226,45 @@ async fn login_form(axum::extract::Query(q): axum::extract::Query<NextParam>) ->
     .into_response()
 }
 
-/// Only local report URLs are followed after login.
+/// Only local report URLs are followed after login: a path under `/reports` made of visible
+/// ASCII (anything else, such as a newline that cannot go into a `Location` header, falls
+/// back to `/reports`).
 fn safe_next(next: &str) -> &str {
-    if next.starts_with("/reports") && !next.contains("//") && !next.contains('\\') {
+    let local = next.starts_with("/reports") && !next.contains("//") && !next.contains('\\');
+    if local && next.len() <= 2048 && next.bytes().all(|b| b.is_ascii_graphic()) {
         next
     } else {
         "/reports"
     }
 }
 
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let user = form.user.trim();
-    let authorization = if user.is_empty() || user == "apikey" {
+    let credentials = if user.is_empty() || user == "apikey" {
         // An API key in the password field.
-        (
-            header::HeaderName::from_static("x-api-key"),
-            form.password.trim().to_owned(),
-        )
+        Credentials::ApiKey(form.password.trim().to_owned())
     } else {
-        let basic =
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", form.password));
-        (header::AUTHORIZATION, format!("Basic {basic}"))
+        Credentials::Password {
+            user: user.to_owned(),
+            password: form.password.clone(),
+        }
     };
-    let mut request = axum::http::Request::builder();
-    if let Ok(v) = HeaderValue::from_str(&authorization.1) {
-        request = request.header(authorization.0, v);
-    }
-    let (mut parts, ()) = request.body(()).unwrap_or_default().into_parts();
-    let who = match Caller::from_request_parts(&mut parts, &state).await {
+    let who = match authenticate(&state, &credentials, addr.ip()).await {
         Ok(c) if c.has(Permission::Read) => match c {
-            Caller::Admin => ADMIN_USER.to_owned(),
+            Caller::Admin => match admin_password_hash(&state.db).await {
+                Ok(Some(hash)) => admin_session_name(&hash),
+                _ => return login_failed("wrong user name, password or API key", &form.next),
+            },
             Caller::ApiKey { id, .. } => format!("key{id}"),
         },
         Ok(_) => return login_failed("this API key may not read statistics", &form.next),
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+            return login_refused(e.status, &e.message, &form.next);
+        }
         Err(_) => return login_failed("wrong user name, password or API key", &form.next),
     };
     let cookie = format!(
@@ -233,8 +279,12 @@ async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Re
 }
 
 fn login_failed(message: &str, next: &str) -> Response {
+    login_refused(StatusCode::UNAUTHORIZED, message, next)
+}
+
+fn login_refused(status: StatusCode, message: &str, next: &str) -> Response {
     (
-        StatusCode::UNAUTHORIZED,
+        status,
         html(&LoginPage {
             error: message,
             next: safe_next(next),

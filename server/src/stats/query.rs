@@ -72,14 +72,18 @@ impl Table {
         )
     }
 
-    /// RFC 4180 CSV: header row, CRLF line ends, fields quoted when needed; UTF-8.
+    /// RFC 4180 CSV: header row, CRLF line ends, fields quoted when needed; UTF-8. Text cells
+    /// come from clients (`CONF`, versions), so they are made safe for spreadsheets.
     pub fn to_csv(&self) -> String {
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
             .from_writer(Vec::new());
         let _ = writer.write_record(&self.columns);
         for row in &self.rows {
-            let _ = writer.write_record(row.iter().map(Cell::as_text));
+            let _ = writer.write_record(row.iter().map(|cell| match cell {
+                Cell::Text(text) => crate::export::spreadsheet_safe(text),
+                other => other.as_text(),
+            }));
         }
         let bytes = writer.into_inner().unwrap_or_default();
         String::from_utf8(bytes).unwrap_or_default()
@@ -460,6 +464,24 @@ mod tests {
         assert_eq!(
             table.json_rows(),
             json!([{"conf": "Бухгалтерия, \"КОРП\"", "downloads": 3}, {"conf": "УТ", "downloads": 2}])
+        );
+    }
+
+    #[test]
+    fn csv_neutralises_formulas_in_text_cells() {
+        let table = Table {
+            columns: vec!["conf", "downloads"],
+            rows: vec![
+                vec![
+                    Cell::Text("=HYPERLINK(\"http://x\",\"y\")".into()),
+                    Cell::Int(-1),
+                ],
+                vec![Cell::Text("@SUM(A1)".into()), Cell::Int(2)],
+            ],
+        };
+        assert_eq!(
+            table.to_csv(),
+            "conf,downloads\r\n\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",-1\r\n'@SUM(A1),2\r\n"
         );
     }
 

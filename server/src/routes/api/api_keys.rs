@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::common::{self, ApiPath};
 use super::{ApiJson, ApiQuery, Page};
-use crate::auth::{self, Caller, Permission};
+use crate::auth::{self, Authorized, Permission, need};
 use crate::entities::api_key;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -74,11 +74,10 @@ pub async fn create_key<C: ConnectionTrait>(
 }
 
 async fn create(
-    caller: Caller,
+    _: Authorized<need::Admin>,
     State(state): State<AppState>,
     ApiJson(input): ApiJson<CreateInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(Permission::Admin)?;
     let name = common::required_text("name", &input.name, 255)?;
     if input.permissions.is_empty() {
         return Err(ApiError::bad_request(
@@ -92,11 +91,10 @@ async fn create(
 }
 
 async fn list(
-    caller: Caller,
+    _: Authorized<need::Admin>,
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Admin)?;
     page.validate()?;
     let (column, order) = page.order(
         &[
@@ -122,11 +120,10 @@ async fn list(
 }
 
 async fn remove(
-    caller: Caller,
+    _: Authorized<need::Admin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::Admin)?;
     let res = api_key::Entity::delete_by_id(id).exec(&state.db).await?;
     if res.rows_affected == 0 {
         return Err(ApiError::not_found(format!("API key {id} not found")));

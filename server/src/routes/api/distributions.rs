@@ -14,7 +14,7 @@ use vypusk_protocol::VersionScheme;
 
 use super::common::{self, ApiPath};
 use super::{ApiJson, ApiQuery, Page};
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authorized, need};
 use crate::catalog::STATUS_PUBLISHED;
 use crate::domain::DistributionCode;
 use crate::entities::{compatibility, distribution, file, release, release_metadata};
@@ -135,11 +135,10 @@ pub async fn find(db: &DatabaseConnection, code: &str) -> Result<distribution::M
 }
 
 async fn create(
-    caller: Caller,
+    _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiJson(input): ApiJson<DistributionInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(Permission::Publish)?;
     let code = input
         .code
         .as_deref()
@@ -178,11 +177,10 @@ async fn create(
 }
 
 async fn list(
-    caller: Caller,
+    _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Read)?;
     page.validate()?;
     let (column, order) = page.order(
         &[
@@ -210,21 +208,19 @@ async fn list(
 }
 
 async fn read(
-    caller: Caller,
+    _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Read)?;
     Ok(Json(to_json(&find(&state.db, &code).await?)))
 }
 
 async fn update(
-    caller: Caller,
+    _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiJson(input): ApiJson<DistributionInput>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Publish)?;
     let existing = find(&state.db, &code).await?;
     if let Some(body_code) = &input.code
         && body_code != &existing.code
@@ -273,11 +269,10 @@ async fn update(
 }
 
 async fn remove(
-    caller: Caller,
+    _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::Publish)?;
     let existing = find(&state.db, &code).await?;
     let txn = state.db.begin().await?;
     let releases = release::Entity::find()

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::common::{self, ApiPath};
 use super::{ApiJson, ApiQuery};
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authorized, need};
 use crate::entities::{license, license_feature};
 use crate::error::ApiError;
 use crate::licenses_csv::{self, FeatureData, LicenseData};
@@ -262,11 +262,10 @@ pub async fn import(db: &DatabaseConnection, licenses: &[LicenseData]) -> Result
 }
 
 async fn create(
-    caller: Caller,
+    _: Authorized<need::Licenses>,
     State(state): State<AppState>,
     ApiJson(input): ApiJson<LicenseInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(Permission::Licenses)?;
     let key = input
         .key
         .clone()
@@ -309,11 +308,10 @@ struct ListQuery {
 }
 
 async fn list(
-    caller: Caller,
+    _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Read)?;
     let page = common::page(q.offset, q.limit, q.sort)?;
     let mut query = license::Entity::find();
     if let Some(search) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
@@ -354,21 +352,19 @@ async fn list(
 }
 
 async fn read(
-    caller: Caller,
+    _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Read)?;
     Ok(Json(one_json(&state.db, &key).await?))
 }
 
 async fn update(
-    caller: Caller,
+    _: Authorized<need::Licenses>,
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
     ApiJson(input): ApiJson<LicenseInput>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Licenses)?;
     if let Some(body_key) = &input.key
         && body_key.trim() != key
     {
@@ -400,11 +396,10 @@ async fn update(
 }
 
 async fn remove(
-    caller: Caller,
+    _: Authorized<need::Licenses>,
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::Licenses)?;
     let existing = find(&state.db, &key)
         .await?
         .ok_or_else(|| not_found(&key))?;
@@ -421,29 +416,34 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn read_import_key(caller: Caller, state: State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn read_import_key(
+    caller: Authorized<need::Read>,
+    state: State<AppState>,
+) -> Result<Json<Value>, ApiError> {
     read(caller, state, ApiPath("import".to_owned())).await
 }
 
 async fn update_import_key(
-    caller: Caller,
+    caller: Authorized<need::Licenses>,
     state: State<AppState>,
     input: ApiJson<LicenseInput>,
 ) -> Result<Json<Value>, ApiError> {
     update(caller, state, ApiPath("import".to_owned()), input).await
 }
 
-async fn remove_import_key(caller: Caller, state: State<AppState>) -> Result<StatusCode, ApiError> {
+async fn remove_import_key(
+    caller: Authorized<need::Licenses>,
+    state: State<AppState>,
+) -> Result<StatusCode, ApiError> {
     remove(caller, state, ApiPath("import".to_owned())).await
 }
 
 /// `POST /v1/licenses/import`: the body is the CSV (see `licenses_csv`).
 async fn import_route(
-    caller: Caller,
+    _: Authorized<need::Licenses>,
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Licenses)?;
     let body = body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(format!("CSV larger than {IMPORT_BODY_LIMIT} bytes"))

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authorized, need};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -51,10 +51,9 @@ async fn root() -> Json<Value> {
 }
 
 async fn server_info(
-    caller: Caller,
+    _: Authorized<need::Read>,
     State(state): State<AppState>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Read)?;
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();

@@ -24,10 +24,10 @@ use vypusk_storage::{ExpectedDigests, StorageError, StoredBlob};
 
 use super::common::{self, ApiPath};
 use super::{ApiJson, ApiQuery, distributions};
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authorized, need};
 use crate::catalog::{STATUS_DRAFT, STATUS_PUBLISHED, STATUS_YANKED};
 use crate::entities::{compatibility, distribution, file, release, release_metadata};
-use crate::error::ApiError;
+use crate::error::{ApiError, quote};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -365,12 +365,11 @@ async fn write_compat_and_meta(
 }
 
 async fn create(
-    caller: Caller,
+    _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiJson(input): ApiJson<CreateInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(Permission::Publish)?;
     let dist = distributions::find(&state.db, &code).await?;
     let version = parse_version(scheme_of(&dist), &input.version)?;
     let compat = validate_compatibility(&input.compatibility).map_err(ApiError::bad_request)?;
@@ -423,12 +422,11 @@ struct ListQuery {
 }
 
 async fn list(
-    caller: Caller,
+    _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Read)?;
     let page = common::page(q.offset, q.limit, q.sort)?;
     let dist = distributions::find(&state.db, &code).await?;
     let mut query = release::Entity::find().filter(release::Column::DistributionId.eq(dist.id));
@@ -471,21 +469,19 @@ async fn list(
 }
 
 async fn read(
-    caller: Caller,
+    _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Read)?;
     Ok(Json(one_json(&state.db, id).await?))
 }
 
 async fn update(
-    caller: Caller,
+    _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
     ApiJson(input): ApiJson<UpdateInput>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Publish)?;
     let existing = find(&state.db, id).await?;
     let dist = distribution::Entity::find_by_id(existing.distribution_id)
         .one(&state.db)
@@ -540,11 +536,10 @@ async fn update(
 }
 
 async fn remove(
-    caller: Caller,
+    _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::Publish)?;
     let txn = state.db.begin().await?;
     lock_draft(&txn, id, "it can be deleted").await?;
     let files = file::Entity::find()
@@ -568,11 +563,10 @@ async fn remove(
 }
 
 async fn publish(
-    caller: Caller,
+    _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Publish)?;
     let now = Utc::now();
     let txn = state.db.begin().await?;
     let res = release::Entity::update_many()
@@ -613,12 +607,11 @@ struct YankInput {
 }
 
 async fn yank(
-    caller: Caller,
+    _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
     ApiJson(input): ApiJson<YankInput>,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::Publish)?;
     let reason = common::limited_text("reason", input.reason.trim(), 10_000)?;
     let txn = state.db.begin().await?;
     let res = release::Entity::update_many()
@@ -726,6 +719,7 @@ async fn record_files(
 ) -> Result<(Vec<file::Model>, Vec<String>), ApiError> {
     let txn = db.begin().await?;
     lock_draft(&txn, id, "files can change").await?;
+    refuse_case_collisions(&txn, id, uploads).await?;
     let mut replaced = Vec::new();
     let mut main = main.map(str::to_owned);
     let mut inserted_ids = Vec::new();
@@ -770,6 +764,38 @@ async fn record_files(
         .await?;
     txn.commit().await?;
     Ok((rows, replaced))
+}
+
+/// Two files of one release whose names differ only in case are one file on the customer's
+/// Windows or macOS disk, and `vypusk-update` refuses such a release: refuse the upload.
+/// A name equal to an existing one replaces that file, as before.
+async fn refuse_case_collisions(
+    txn: &DatabaseTransaction,
+    id: i32,
+    uploads: &[(FileName, StoredBlob)],
+) -> Result<(), ApiError> {
+    let existing: Vec<String> = file::Entity::find()
+        .filter(file::Column::ReleaseId.eq(id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    let uploaded: Vec<&str> = uploads.iter().map(|(n, _)| n.as_str()).collect();
+    let mut names: Vec<&str> = existing
+        .iter()
+        .map(String::as_str)
+        .filter(|e| !uploaded.contains(e))
+        .collect();
+    names.extend(&uploaded);
+    match vypusk_protocol::case_collision(names) {
+        Some((a, b)) => Err(ApiError::conflict(format!(
+            "file names {} and {} differ only in case; they would be one file on the customer's disk",
+            quote(a),
+            quote(b)
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Makes `main` the main file, or, without it, the oldest file when none is main.
@@ -829,14 +855,13 @@ async fn after_record(
 }
 
 async fn upload(
-    caller: Caller,
+    _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath((id, name)): ApiPath<(i32, String)>,
     ApiQuery(q): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(Permission::Publish)?;
     let name = parse_file_name(&name)?;
     check_draft_for_files(&state.db, id).await?;
     let expected = expected_digests(&headers).map_err(ApiError::bad_request)?;
@@ -869,12 +894,11 @@ async fn upload(
 }
 
 async fn upload_multipart(
-    caller: Caller,
+    _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(Permission::Publish)?;
     let mut multipart = multipart.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_draft_for_files(&state.db, id).await?;
     let max = state.settings.max_upload_bytes;
@@ -917,11 +941,10 @@ async fn upload_multipart(
 }
 
 async fn delete_file(
-    caller: Caller,
+    _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath((id, name)): ApiPath<(i32, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Permission::Publish)?;
     let txn = state.db.begin().await?;
     lock_draft(&txn, id, "files can change").await?;
     let row = file::Entity::find()

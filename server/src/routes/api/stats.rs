@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::ApiQuery;
-use crate::auth::{Caller, Permission};
+use crate::auth::{Authorized, need};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::stats::query::{self, BaseGroupBy, Filter, GroupBy, Table};
@@ -224,11 +224,10 @@ pub fn render(table: Table, meta: Map<String, Value>, csv: bool, name: &str) -> 
 }
 
 async fn downloads(
-    caller: Caller,
+    _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::Read)?;
     let csv = params.csv()?;
     let (table, meta) = downloads_report(&state, &params).await?;
     let name = format!(
@@ -239,30 +238,30 @@ async fn downloads(
 }
 
 async fn upgrade_paths(
-    caller: Caller,
+    _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::Read)?;
     let csv = params.csv()?;
     let (table, meta) = upgrade_paths_report(&state, &params).await?;
     Ok(render(table, meta, csv, "upgrade-paths"))
 }
 
 async fn installed_base(
-    caller: Caller,
+    _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<Response, ApiError> {
-    caller.require(Permission::Read)?;
     let csv = params.csv()?;
     let (table, meta) = installed_base_report(&state, &params).await?;
     Ok(render(table, meta, csv, "installed-base"))
 }
 
 /// The capture pipeline's counters since start.
-async fn pipeline(caller: Caller, State(state): State<AppState>) -> Result<Response, ApiError> {
-    caller.require(Permission::Read)?;
+async fn pipeline(
+    _: Authorized<need::Read>,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
     Ok(axum::Json(json!({
         "queued": state.stats.queued(),
         "queue_capacity": crate::recorder::QUEUE,
