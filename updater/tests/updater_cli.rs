@@ -528,8 +528,8 @@ fn file_name_leaving_dir_is_refused() {
 #[test]
 fn file_names_differing_only_in_case_are_refused() {
     for (a, b) in [
-        ("Setup.zip", "setup.zip"),
         ("Расширение.cfe", "РАСШИРЕНИЕ.cfe"),
+        ("Setup.zip", "setup.zip"),
     ] {
         let server = Server::start(vec![rel(
             "1.0",
