@@ -3,13 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_lc_rs::pbkdf2;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
@@ -265,21 +265,14 @@ impl Credentials {
     }
 }
 
-/// The client address of a request, as the connection layer recorded it.
-pub fn client_ip(parts: &Parts) -> IpAddr {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip())
-}
-
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let credentials =
             Credentials::from_headers(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        authenticate(state, &credentials, client_ip(parts)).await
+        let client = crate::client_addr::ClientAddr::from_parts(parts, &state.trusted_proxies).0;
+        authenticate(state, &credentials, client).await
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Settings {
     pub redirect_downloads: bool,
     /// Client addresses that see prereleases without a beta license, as CIDRs.
     pub prerelease_networks: Vec<String>,
+    /// Peers (CIDRs) whose `X-Forwarded-For` / `Forwarded` is believed; empty trusts nobody.
+    pub trusted_proxies: Vec<String>,
     /// Lifetime of download links.
     pub token_ttl_secs: u64,
     /// Password of `admin`, used only when the admin user is first created.
@@ -47,6 +49,7 @@ impl Default for Settings {
             storage_url: None,
             redirect_downloads: false,
             prerelease_networks: Vec::new(),
+            trusted_proxies: Vec::new(),
             token_ttl_secs: 24 * 3600,
             admin_password: None,
             max_upload_bytes: 4 << 30,
@@ -168,11 +171,10 @@ impl Settings {
             self.redirect_downloads = parse("VYPUSK_REDIRECT_DOWNLOADS", &v)?;
         }
         if let Some(v) = get("VYPUSK_PRERELEASE_NETWORKS") {
-            self.prerelease_networks = v
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
+            self.prerelease_networks = comma_list(&v);
+        }
+        if let Some(v) = get("VYPUSK_TRUSTED_PROXIES") {
+            self.trusted_proxies = comma_list(&v);
         }
         if let Some(v) = get("VYPUSK_TOKEN_TTL_SECS") {
             self.token_ttl_secs = parse("VYPUSK_TOKEN_TTL_SECS", &v)?;
@@ -198,6 +200,7 @@ impl Settings {
     fn validate(&self) -> Result<(), SettingsError> {
         self.listen_addr()?;
         self.prerelease_networks()?;
+        self.trusted_proxies()?;
         if self.token_ttl_secs == 0 {
             return Err(SettingsError::Value {
                 key: "token_ttl_secs".into(),
@@ -221,17 +224,11 @@ impl Settings {
     }
 
     pub fn prerelease_networks(&self) -> Result<Vec<ipnet::IpNet>, SettingsError> {
-        self.prerelease_networks
-            .iter()
-            .map(|n| {
-                n.parse::<ipnet::IpNet>()
-                    .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| SettingsError::Value {
-                        key: "prerelease_networks".into(),
-                        why: format!("{n:?} is not a CIDR like 10.0.0.0/8"),
-                    })
-            })
-            .collect()
+        cidrs("prerelease_networks", &self.prerelease_networks)
+    }
+
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, SettingsError> {
+        cidrs("trusted_proxies", &self.trusted_proxies)
     }
 
     pub fn database_url(&self) -> String {
@@ -264,6 +261,27 @@ impl Settings {
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// CIDRs (a bare address is a /32 or /128).
+fn cidrs(key: &str, list: &[String]) -> Result<Vec<ipnet::IpNet>, SettingsError> {
+    list.iter()
+        .map(|n| {
+            n.parse::<ipnet::IpNet>()
+                .or_else(|_| n.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| SettingsError::Value {
+                    key: key.into(),
+                    why: format!("{n:?} is not a CIDR like 10.0.0.0/8"),
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod cli;
+pub mod client_addr;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -80,6 +81,7 @@ pub async fn open(
         signer,
         tokens: Arc::new(tokens::TokenSigner::new(secret, settings.token_ttl_secs)),
         prerelease_networks: Arc::new(settings.prerelease_networks()?),
+        trusted_proxies: Arc::new(settings.trusted_proxies()?),
         limiter: Arc::new(ratelimit::FailureLimiter::new(
             settings.license_failures_per_minute,
         )),

@@ -26,6 +26,8 @@ pub struct AppState {
     /// Base of absolute links, without a trailing slash.
     pub public_url: Arc<str>,
     pub prerelease_networks: Arc<Vec<ipnet::IpNet>>,
+    /// Peers whose forwarding headers are believed (see `client_addr`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     pub limiter: Arc<FailureLimiter>,
     /// The statistics pipeline (checks and counted downloads).
     pub stats: Recorder,

@@ -1,10 +1,10 @@
 //! The MIKO-compatible client protocol under `/releases/v1/1c/` (SPEC §4.1–§4.5).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,6 +18,7 @@ use vypusk_protocol::wire::{
 };
 
 use crate::catalog::{Distribution, Release};
+use crate::client_addr::ClientAddr;
 use crate::domain::licensing::{self, LicenseView, Standing};
 use crate::domain::selection::{self, CheckContext, Offer};
 use crate::domain::{LicenseKey, parse_flag};
@@ -129,13 +130,7 @@ fn published_distribution(state: &AppState, code: &str) -> Result<Arc<Distributi
 }
 
 pub fn in_prerelease_network(state: &AppState, ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
+    let ip = crate::client_addr::canonical(ip);
     state.prerelease_networks.iter().any(|n| n.contains(&ip))
 }
 
@@ -254,28 +249,28 @@ impl CheckRequest {
 
 async fn get_available_releases(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     ClientBody(body): ClientBody,
 ) -> Result<Json<ReleasesResponse>, ClientError> {
-    let request = CheckRequest::parse(&state, &body, addr.ip())?;
+    let request = CheckRequest::parse(&state, &body, ip)?;
     let standing = request.standing();
     let offers = request.offers(&standing);
-    record_check(&state, &request, &offers, addr.ip());
+    record_check(&state, &request, &offers, ip);
     Ok(Json(answer(&state, &request, &offers)))
 }
 
 async fn get_latest_release(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     ClientBody(body): ClientBody,
 ) -> Result<Json<ReleasesResponse>, ClientError> {
-    let request = CheckRequest::parse(&state, &body, addr.ip())?;
+    let request = CheckRequest::parse(&state, &body, ip)?;
     let standing = request.standing();
     let latest: Vec<Offer> =
         selection::latest(request.offers(&standing), request.downloadable_only)
             .into_iter()
             .collect();
-    record_check(&state, &request, &latest, addr.ip());
+    record_check(&state, &request, &latest, ip);
     Ok(Json(answer(&state, &request, &latest)))
 }
 
@@ -388,18 +383,18 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
 
 async fn get_module_info(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     ClientBody(body): ClientBody,
 ) -> Result<Json<ModuleInfoResponse>, ClientError> {
     let code = required_field(&body, "TYPE")?;
     let dist = published_distribution(&state, code)?;
     let key = text_field(&body, "KEY")?.filter(|k| !k.is_empty());
     let license = match key {
-        Some(k) => known_license(&state, &dist, k, addr.ip())?,
+        Some(k) => known_license(&state, &dist, k, ip)?,
         None => None,
     };
     let sees_prereleases =
-        licensing::sees_prereleases(license.as_deref(), in_prerelease_network(&state, addr.ip()));
+        licensing::sees_prereleases(license.as_deref(), in_prerelease_network(&state, ip));
     let counts = crate::stats::query::downloads_per_release(&state.db, dist.id).await?;
     let releases = dist
         .releases
@@ -467,7 +462,7 @@ fn find_release(
 
 async fn get_extension_hash(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     Path((code, version)): Path<(String, String)>,
 ) -> Result<Json<ExtensionHashResponse>, ClientError> {
     let dist = state
@@ -475,7 +470,7 @@ async fn get_extension_hash(
         .distribution(&code)
         .filter(|d| d.published)
         .ok_or_else(|| ClientError::not_found(format!("unknown distribution {}", quote(&code))))?;
-    let sees_prereleases = in_prerelease_network(&state, addr.ip());
+    let sees_prereleases = in_prerelease_network(&state, ip);
     let release = find_release(
         &dist,
         &version,
@@ -507,31 +502,22 @@ async fn get_extension_hash(
 
 async fn get_module_file_free(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     method: Method,
     headers: HeaderMap,
     Path((code, version)): Path<(String, String)>,
 ) -> Result<Response, ClientError> {
-    module_file(&state, addr.ip(), &method, &headers, &code, &version, None).await
+    module_file(&state, ip, &method, &headers, &code, &version, None).await
 }
 
 async fn get_module_file(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     method: Method,
     headers: HeaderMap,
     Path((code, version, hash)): Path<(String, String, String)>,
 ) -> Result<Response, ClientError> {
-    module_file(
-        &state,
-        addr.ip(),
-        &method,
-        &headers,
-        &code,
-        &version,
-        Some(&hash),
-    )
-    .await
+    module_file(&state, ip, &method, &headers, &code, &version, Some(&hash)).await
 }
 
 /// `getModuleFile`: `hash` is a download token or the SHA-256 of the license key.

@@ -2,12 +2,11 @@
 //! file answer shared with `getModuleFile`: ranges, validators, and bounded memory whatever
 //! the file size.
 
-use std::net::SocketAddr;
 use std::ops::Range;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,6 +15,7 @@ use sha2::Digest;
 use vypusk_storage::BlobKey;
 
 use crate::catalog::{Distribution, File, Release};
+use crate::client_addr::ClientAddr;
 use crate::domain::licensing;
 use crate::error::ClientError;
 use crate::recorder::Recorder;
@@ -47,7 +47,7 @@ pub fn dedup_key(parts: &[&[u8]]) -> String {
 
 async fn download(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     method: Method,
     headers: HeaderMap,
     Path((token, name)): Path<(String, String)>,
@@ -79,7 +79,7 @@ async fn download(
     if release.prerelease
         && !licensing::sees_prereleases(
             license.as_deref(),
-            crate::routes::client::in_prerelease_network(&state, addr.ip()),
+            crate::routes::client::in_prerelease_network(&state, ip),
         )
     {
         return Err(gone());

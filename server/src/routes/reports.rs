@@ -7,10 +7,9 @@
 //! `WWW-Authenticate: Basic`, so browsers prompt, and links to the login form.
 
 use askama::Template;
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -25,6 +24,7 @@ use crate::auth::{
     ADMIN_USER, Authorized, Caller, Credentials, Permission, admin_password_hash, authenticate,
     need,
 };
+use crate::client_addr::{ClientAddr, ForwardedHttps};
 use crate::entities::{api_key, distribution};
 use crate::error::ApiError;
 use crate::routes::api::stats::{
@@ -240,7 +240,8 @@ fn safe_next(next: &str) -> &str {
 
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
+    ForwardedHttps(https): ForwardedHttps,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let user = form.user.trim();
@@ -253,7 +254,7 @@ async fn login(
             password: form.password.clone(),
         }
     };
-    let who = match authenticate(&state, &credentials, addr.ip()).await {
+    let who = match authenticate(&state, &credentials, ip).await {
         Ok(c) if c.has(Permission::Read) => match c {
             Caller::Admin => match admin_password_hash(&state.db).await {
                 Ok(Some(hash)) => admin_session_name(&hash),
@@ -268,8 +269,9 @@ async fn login(
         Err(_) => return login_failed("wrong user name, password or API key", &form.next),
     };
     let cookie = format!(
-        "{COOKIE}={}; Path=/reports; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECS}",
-        session_cookie(&who, chrono::Utc::now().timestamp())
+        "{COOKIE}={}; Path=/reports; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECS}{}",
+        session_cookie(&who, chrono::Utc::now().timestamp()),
+        if https { "; Secure" } else { "" }
     );
     let mut response = Redirect::to(safe_next(&form.next)).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
