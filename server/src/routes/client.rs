@@ -534,7 +534,7 @@ async fn module_file(
         .catalog
         .distribution(code)
         .filter(|d| d.published)
-        .ok_or_else(|| ClientError::not_found(format!("unknown distribution {}", quote(&code))))?;
+        .ok_or_else(|| ClientError::not_found(format!("unknown distribution {}", quote(code))))?;
     let (license, counted_by) = match hash {
         None => (None, None),
         Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
