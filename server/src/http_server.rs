@@ -65,13 +65,16 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
     pub body_progress_timeout: Duration,
     pub max_connections: usize,
+    /// The soft `RLIMIT_NOFILE` in force, for the startup message.
+    pub open_file_limit: u64,
 }
 
 impl ConnectionLimits {
     /// Settings as given; `max_connections` unset means what the open-file limit allows (see
     /// [`raise_open_file_limit`]).
     pub fn from_settings(settings: &Settings) -> ConnectionLimits {
-        let allowed = connections_for_files(raise_open_file_limit());
+        let open_file_limit = raise_open_file_limit();
+        let allowed = connections_for_files(open_file_limit);
         let max_connections = match settings.max_connections {
             Some(configured) => {
                 if configured > allowed {
@@ -91,6 +94,7 @@ impl ConnectionLimits {
             idle_timeout: Duration::from_secs(settings.idle_timeout_secs),
             body_progress_timeout: Duration::from_secs(settings.body_progress_timeout_secs),
             max_connections,
+            open_file_limit,
         }
     }
 }

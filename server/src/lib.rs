@@ -107,6 +107,10 @@ pub async fn launch(
     let app = routes::router(state);
     let limits = http_server::ConnectionLimits::from_settings(&settings);
     tracing::info!(?limits, "connection limits");
+    println!(
+        "at most {} open connections (open-file limit {})",
+        limits.max_connections, limits.open_file_limit
+    );
     println!("vypusk {VERSION} listening on http://{bound}");
     http_server::serve(listener, app, limits, shutdown).await;
     recorder_task.flush_and_stop().await;
