@@ -14,10 +14,10 @@
 //! - **Connection limit** below the open-file limit ([`connections_for_files`]). At the limit
 //!   each new connection sheds the oldest connection that has no request in flight (idle, or
 //!   still reading its head), so a flood of stalled connections cannot lock well-behaved clients
-//!   out. `accept` errors such as EMFILE shed one such connection and back off instead of
-//!   spinning.
-//! - **Shutdown**: stop accepting, let in-flight requests and downloads finish (hyper's graceful
-//!   shutdown closes idle connections at once), then return.
+//!   out. An `accept` error such as EMFILE lowers the limit below the connections open, sheds
+//!   down to it and backs off instead of spinning.
+//! - **Shutdown**: stop accepting, close connections without a request in flight, let in-flight
+//!   requests and downloads finish (hyper's graceful shutdown), then return.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -51,6 +51,9 @@ use crate::config::Settings;
 pub const RESERVED_FILES: u64 = 64;
 /// Upper bound of the derived default, so a huge hard limit does not invite unbounded memory.
 pub const MAX_DERIVED_CONNECTIONS: u64 = 16_384;
+/// Files freed for other uses when `accept` fails for lack of them: a sixteenth of the
+/// connections open, at least this many.
+const MIN_FILE_HEADROOM: usize = 16;
 /// Longest pause between attempts after `accept` failed for lack of resources.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// At most one warning about shedding or `accept` errors per this interval.
@@ -140,6 +143,8 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(10);
+    // Lowered below the configured limit when `accept` runs out of files.
+    let mut max_connections = limits.max_connections;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -152,11 +157,32 @@ pub async fn serve(
             }
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
-                // EMFILE and friends: make room and wait a little instead of a busy loop.
-                registry.warn_rate_limited(|| {
-                    tracing::warn!(error = %e, "accept failed; shedding idle connections");
-                });
-                registry.shed_oldest_idle(limits.max_connections);
+                // EMFILE and friends: the limit was set higher than the files allow (or
+                // storage holds more files than reserved). Lower the limit below what is open
+                // now, so that later connections shed before `accept` fails, make room, and
+                // wait a little instead of a busy loop.
+                let open = registry.len();
+                let lowered = open
+                    .saturating_sub((open / 16).max(MIN_FILE_HEADROOM))
+                    .max(1);
+                if lowered < max_connections {
+                    tracing::warn!(
+                        error = %e,
+                        from = max_connections,
+                        to = lowered,
+                        "accept failed: lowering max_connections"
+                    );
+                    max_connections = lowered;
+                } else {
+                    registry.warn_rate_limited(|| {
+                        tracing::warn!(error = %e, "accept failed; shedding idle connections");
+                    });
+                }
+                for _ in 0..open.saturating_sub(max_connections).max(1) {
+                    if !registry.shed_oldest_idle(max_connections) {
+                        break;
+                    }
+                }
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = &mut shutdown => break,
@@ -168,9 +194,7 @@ pub async fn serve(
         // At the limit: shed the oldest connection without a request in flight, or wait for
         // one to end when every connection is busy.
         loop {
-            if registry.len() < limits.max_connections
-                || registry.shed_oldest_idle(limits.max_connections)
-            {
+            if registry.len() < max_connections || registry.shed_oldest_idle(max_connections) {
                 break;
             }
             tokio::select! {
@@ -424,6 +448,11 @@ impl ConnectionTask {
         tokio::pin!(connection);
         let mut stopping = false;
         loop {
+            // Shutting down: a connection with nothing in flight (idle, or a head still
+            // trickling in) is closed now rather than when its timeout expires.
+            if stopping && self.activity.is_idle() {
+                break;
+            }
             let (deadline, is_final) = self.activity.deadline(&self.limits);
             tokio::select! {
                 result = connection.as_mut() => {

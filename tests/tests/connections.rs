@@ -391,8 +391,21 @@ async fn stalled_flood(
     tasks
 }
 
-#[tokio::test]
-async fn flood_of_stalled_connections_leaves_healthz_and_checks_answering() {
+/// What a flood run measured.
+struct FloodFigures {
+    limit: usize,
+    shed: usize,
+    worst_health: Duration,
+    worst_check: Duration,
+}
+
+/// Starts a server with `RLIMIT_NOFILE` 1024 and `env`, floods it with 1,100 stalled
+/// connections, and checks `/healthz` and a check five times, each within `answer_within`.
+async fn flood(label: &str, env: &[(&str, &str)], answer_within: Duration) -> FloodFigures {
+    // One flood at a time: two in parallel would measure this machine's two cores, not the
+    // server.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     const FLOOD: usize = 1100;
     const SERVER_FILES: u64 = 1024;
     // This process holds the flood's sockets itself.
@@ -404,14 +417,10 @@ async fn flood_of_stalled_connections_leaves_healthz_and_checks_answering() {
     );
     let server = TestServer::start_with(ServerOptions {
         open_file_limit: Some(SERVER_FILES),
-        // Long timeouts: what keeps the server answering here is shedding, not the clock.
-        env: [
-            ("VYPUSK_HEADER_READ_TIMEOUT_SECS", "120"),
-            ("VYPUSK_IDLE_TIMEOUT_SECS", "120"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..Default::default()
     })
     .await;
@@ -433,7 +442,7 @@ async fn flood_of_stalled_connections_leaves_healthz_and_checks_answering() {
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(1))
+        .timeout(answer_within)
         .build()
         .unwrap();
     let mut worst_health = Duration::ZERO;
@@ -448,7 +457,7 @@ async fn flood_of_stalled_connections_leaves_healthz_and_checks_answering() {
         assert_eq!(health.status(), StatusCode::OK);
         assert_eq!(health.text().await.unwrap(), "ok");
         assert!(
-            took < Duration::from_secs(1),
+            took < answer_within,
             "round {round}: /healthz took {took:?}"
         );
         worst_health = worst_health.max(took);
@@ -467,13 +476,12 @@ async fn flood_of_stalled_connections_leaves_healthz_and_checks_answering() {
         let answer: Value = check.json().await.unwrap();
         assert_eq!(answer["modules"][0]["uniqid"], "1.0", "{answer}");
         assert!(
-            took < Duration::from_secs(1),
+            took < answer_within,
             "round {round}: the check took {took:?}"
         );
         worst_check = worst_check.max(took);
     }
 
-    // The server keeps at most its connection limit open: the rest of the flood was shed.
     let limit: usize = server
         .startup_output
         .iter()
@@ -481,9 +489,11 @@ async fn flood_of_stalled_connections_leaves_healthz_and_checks_answering() {
         .and_then(|l| l.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no connection limit in {:?}", server.startup_output));
-    assert!(limit < SERVER_FILES as usize, "limit {limit}");
+    // The server cannot hold more than its files allow: the rest of the flood was shed. Wait
+    // (bounded) until this side has seen those closes.
+    let can_hold = limit.min(SERVER_FILES as usize);
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while FLOOD - closed.load(Ordering::Relaxed) > limit {
+    while FLOOD - closed.load(Ordering::Relaxed) > can_hold {
         if tokio::time::timeout_at(deadline, changed.notified())
             .await
             .is_err()
@@ -493,17 +503,120 @@ async fn flood_of_stalled_connections_leaves_healthz_and_checks_answering() {
     }
     let shed = closed.load(Ordering::Relaxed);
     eprintln!(
-        "flood: {FLOOD} stalled connections opened in {flood_took:?} against RLIMIT_NOFILE \
-         {SERVER_FILES} (connection limit {limit}); shed {shed}, still open {}; worst /healthz \
-         {worst_health:?}, worst check {worst_check:?}",
+        "flood ({label}): {FLOOD} stalled connections opened in {flood_took:?} against \
+         RLIMIT_NOFILE {SERVER_FILES} (max_connections {limit}); shed {shed}, still open {}; \
+         worst /healthz {worst_health:?}, worst check {worst_check:?}",
         FLOOD - shed
     );
     assert!(
-        FLOOD - shed <= limit,
-        "{} flood connections still open, limit {limit}",
+        FLOOD - shed <= can_hold,
+        "{} flood connections still open, the server can hold {can_hold}",
         FLOOD - shed
     );
     for task in tasks {
         task.abort();
     }
+    FloodFigures {
+        limit,
+        shed,
+        worst_health,
+        worst_check,
+    }
+}
+
+#[tokio::test]
+async fn flood_of_stalled_connections_leaves_healthz_and_checks_answering() {
+    // Long timeouts: what keeps the server answering here is shedding, not the clock.
+    let figures = flood(
+        "derived limit",
+        &[
+            ("VYPUSK_HEADER_READ_TIMEOUT_SECS", "120"),
+            ("VYPUSK_IDLE_TIMEOUT_SECS", "120"),
+        ],
+        Duration::from_secs(1),
+    )
+    .await;
+    assert!(figures.limit < 1024, "derived limit {}", figures.limit);
+    assert!(figures.shed >= 1100 - figures.limit);
+    assert!(figures.worst_health < Duration::from_secs(1));
+    assert!(figures.worst_check < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn flood_past_the_open_file_limit_sheds_on_accept_errors() {
+    // max_connections above what 1024 files allow: `accept` itself fails (EMFILE), and the
+    // server must shed and back off rather than stop answering.
+    let figures = flood(
+        "max_connections 5000, accept errors",
+        &[
+            ("VYPUSK_HEADER_READ_TIMEOUT_SECS", "120"),
+            ("VYPUSK_IDLE_TIMEOUT_SECS", "120"),
+            ("VYPUSK_MAX_CONNECTIONS", "5000"),
+        ],
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(figures.limit, 5000);
+    assert!(figures.shed > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_in_flight_requests_and_closes_stalled_connections() {
+    let server = server_with(&[
+        ("VYPUSK_HEADER_READ_TIMEOUT_SECS", "120"),
+        ("VYPUSK_IDLE_TIMEOUT_SECS", "120"),
+    ])
+    .await;
+    let id = draft_release(&server, "STOP").await;
+    let mut stalled = connect(&server).await;
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: stalled\r\nX-Slow")
+        .await
+        .unwrap();
+    let mut idle = connect(&server).await;
+
+    // An upload in flight when SIGTERM arrives. `Expect: 100-continue` makes the server say
+    // when the handler starts reading the body, so the signal surely comes mid-request.
+    let mut upload = connect(&server).await;
+    let head = format!(
+        "PUT /api/v1/releases/{id}/files/late.zip HTTP/1.1\r\nHost: u\r\n\
+         Authorization: {}\r\nExpect: 100-continue\r\nContent-Length: 2000\r\n\r\n",
+        basic_auth()
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    let proceed = read_answer(&mut upload, PATIENCE)
+        .await
+        .expect("no 100 Continue for the upload");
+    assert_eq!(proceed.status, 100);
+    upload.write_all(&test_bytes(1000, 1)).await.unwrap();
+
+    let mut server = server;
+    let stopping = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        server.terminate();
+        (server, started.elapsed())
+    });
+    // The idle and the stalled connection are closed right away, long before their timeouts.
+    closed_within(&mut idle, PATIENCE)
+        .await
+        .expect("an idle connection is still open 5 s after SIGTERM");
+    closed_within(&mut stalled, PATIENCE)
+        .await
+        .expect("a connection stalled mid-headers is still open 5 s after SIGTERM");
+    // The upload in flight still completes.
+    upload.write_all(&test_bytes(1000, 2)).await.unwrap();
+    let answer = read_answer(&mut upload, PATIENCE)
+        .await
+        .expect("the in-flight upload got no answer within 5 s of SIGTERM");
+    assert_eq!(
+        answer.status,
+        201,
+        "{:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let (_server, took) = tokio::time::timeout(Duration::from_secs(25), stopping)
+        .await
+        .expect("terminate")
+        .unwrap();
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
 }
