@@ -350,6 +350,31 @@ mod tests {
     }
 
     #[test]
+    fn connection_settings_from_env() {
+        let env = |k: &str| match k {
+            "VYPUSK_IDLE_TIMEOUT_SECS" => Some("5".to_owned()),
+            "VYPUSK_MAX_CONNECTIONS" => Some("300".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load(&SettingsFlags::default(), env).unwrap();
+        assert_eq!(s.idle_timeout_secs, 5);
+        assert_eq!(s.max_connections, Some(300));
+        assert_eq!(s.header_read_timeout_secs, 30);
+        for key in [
+            "VYPUSK_HEADER_READ_TIMEOUT_SECS",
+            "VYPUSK_IDLE_TIMEOUT_SECS",
+            "VYPUSK_BODY_PROGRESS_TIMEOUT_SECS",
+            "VYPUSK_MAX_CONNECTIONS",
+        ] {
+            let env = |k: &str| (k == key).then(|| "0".to_owned());
+            assert!(
+                Settings::load(&SettingsFlags::default(), env).is_err(),
+                "{key}=0"
+            );
+        }
+    }
+
+    #[test]
     fn defaults_need_no_configuration() {
         let s = Settings::load(&SettingsFlags::default(), |_| None).unwrap();
         assert_eq!(s.listen, "127.0.0.1:8080");

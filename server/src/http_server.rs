@@ -125,7 +125,7 @@ pub fn connections_for_files(files: u64) -> usize {
 /// The HTTP/1 connection settings, in one place (issue 9 will set `title_case_headers` here).
 pub fn connection_builder() -> http1::Builder {
     let mut builder = http1::Builder::new();
-    // The watchdog in `serve_connection` times heads; see the module documentation.
+    // `ConnectionTask::run` times heads; see the module documentation.
     builder.header_read_timeout(None);
     builder
 }
