@@ -205,7 +205,7 @@ pub async fn serve(
                 }
             }
         }
-        let activity = registry.insert();
+        let activity = registry.insert(limits);
         let task = ConnectionTask {
             activity,
             registry: registry.clone(),
@@ -265,9 +265,9 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn insert(&self) -> Arc<Activity> {
+    fn insert(&self, limits: ConnectionLimits) -> Arc<Activity> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let activity = Arc::new(Activity::new(id));
+        let activity = Arc::new(Activity::new(id, limits));
         self.lock().insert(id, activity.clone());
         activity
     }
@@ -329,14 +329,17 @@ struct Activity {
     head_started: AtomicU64,
     /// A write to the client has been waiting for socket space since then.
     write_blocked_since: AtomicU64,
-    /// The watchdog's deadline may have moved earlier.
+    /// When the watchdog wakes next; an event whose deadline is earlier wakes it sooner.
+    watch_until: AtomicU64,
+    /// The watchdog's deadline moved earlier than `watch_until`.
     changed: Notify,
+    limits: ConnectionLimits,
     /// Set by the accept loop to close this connection now.
     shed: Notify,
 }
 
 impl Activity {
-    fn new(id: u64) -> Activity {
+    fn new(id: u64, limits: ConnectionLimits) -> Activity {
         Activity {
             id,
             origin: Instant::now(),
@@ -344,7 +347,9 @@ impl Activity {
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(NEVER),
             write_blocked_since: AtomicU64::new(NEVER),
+            watch_until: AtomicU64::new(NEVER),
             changed: Notify::new(),
+            limits,
             shed: Notify::new(),
         }
     }
@@ -357,25 +362,47 @@ impl Activity {
         self.origin + Duration::from_millis(ms)
     }
 
+    fn ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.origin).as_millis()).unwrap_or(NEVER - 1)
+    }
+
+    /// Records a state change (`store`) and wakes the watchdog only if `timeout` from now ends
+    /// before it would wake anyway, so busy keep-alive connections cost no wake-up per request.
+    /// Every such change happens while the connection task polls hyper's connection, after the
+    /// watchdog stored `watch_until` for this round.
+    fn note(&self, store: impl FnOnce(u64), timeout: Duration) {
+        let now = self.now_ms();
+        store(now);
+        let due = now.saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(NEVER));
+        if due < self.watch_until.load(Ordering::SeqCst) {
+            self.changed.notify_one();
+        }
+    }
+
     /// When the connection must be closed unless something happens first, and whether that
     /// deadline is final (`false`: just look again then).
-    fn deadline(&self, limits: &ConnectionLimits) -> (Instant, bool) {
-        let blocked = self.write_blocked_since.load(Ordering::Acquire);
+    fn deadline(&self) -> (Instant, bool) {
+        let limits = &self.limits;
+        let blocked = self.write_blocked_since.load(Ordering::SeqCst);
         if blocked != NEVER {
             return (self.at(blocked) + limits.body_progress_timeout, true);
         }
-        if self.in_flight.load(Ordering::Acquire) == 0 {
-            let head = self.head_started.load(Ordering::Acquire);
+        if self.in_flight.load(Ordering::SeqCst) == 0 {
+            let head = self.head_started.load(Ordering::SeqCst);
             return if head != NEVER {
                 (self.at(head) + limits.header_read_timeout, true)
             } else {
-                let idle = self.idle_since.load(Ordering::Acquire);
+                let idle = self.idle_since.load(Ordering::SeqCst);
                 (self.at(idle) + limits.idle_timeout, true)
             };
         }
-        // Busy and moving: a write that blocks from now on is noticed within twice the
-        // progress timeout, without a wake-up per write.
-        (Instant::now() + limits.body_progress_timeout, false)
+        // Busy and moving: look again after the shortest timeout, so that any event (which
+        // happens later) has a deadline after this one and needs no wake-up.
+        let shortest = limits
+            .header_read_timeout
+            .min(limits.idle_timeout)
+            .min(limits.body_progress_timeout);
+        (Instant::now() + shortest, false)
     }
 
     /// Nothing in flight and nothing left to write: closing it loses no answer.
@@ -396,13 +423,14 @@ struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         let activity = &self.0;
-        activity
-            .idle_since
-            .store(activity.now_ms(), Ordering::Release);
-        activity.head_started.store(NEVER, Ordering::Release);
-        if activity.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            activity.changed.notify_one();
-        }
+        activity.note(
+            |now| {
+                activity.idle_since.store(now, Ordering::SeqCst);
+                activity.head_started.store(NEVER, Ordering::SeqCst);
+                activity.in_flight.fetch_sub(1, Ordering::SeqCst);
+            },
+            activity.limits.idle_timeout,
+        );
     }
 }
 
@@ -453,7 +481,10 @@ impl ConnectionTask {
             if stopping && self.activity.is_idle() {
                 break;
             }
-            let (deadline, is_final) = self.activity.deadline(&self.limits);
+            let (deadline, is_final) = self.activity.deadline();
+            self.activity
+                .watch_until
+                .store(self.activity.ms(deadline), Ordering::SeqCst);
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(e) = result {
@@ -464,7 +495,7 @@ impl ConnectionTask {
                 () = self.activity.shed.notified() => break,
                 () = self.activity.changed.notified() => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    if is_final && self.activity.deadline(&self.limits).0 <= Instant::now() {
+                    if is_final && self.activity.deadline().0 <= Instant::now() {
                         tracing::debug!(remote = %self.remote, "closing a stalled or idle connection");
                         break;
                     }
@@ -487,20 +518,27 @@ struct TrackedIo {
 
 impl TrackedIo {
     fn note_write(&self, poll: &Poll<io::Result<usize>>) {
-        let blocked = &self.activity.write_blocked_since;
+        let activity = &self.activity;
+        let blocked = &activity.write_blocked_since;
         if poll.is_pending() {
-            if blocked.load(Ordering::Relaxed) == NEVER {
-                blocked.store(self.activity.now_ms(), Ordering::Release);
+            if blocked.load(Ordering::SeqCst) == NEVER {
+                activity.note(
+                    |now| blocked.store(now, Ordering::SeqCst),
+                    activity.limits.body_progress_timeout,
+                );
             }
-        } else if blocked.load(Ordering::Relaxed) != NEVER {
-            blocked.store(NEVER, Ordering::Release);
-            // The rest of an answer went out: the idle period starts now, not when hyper
+        } else if blocked.load(Ordering::SeqCst) != NEVER {
+            // The rest of an answer went out: an idle period starts now, not when hyper
             // finished reading the answer's body.
-            if self.activity.in_flight.load(Ordering::Acquire) == 0 {
-                self.activity
-                    .idle_since
-                    .store(self.activity.now_ms(), Ordering::Release);
-            }
+            activity.note(
+                |now| {
+                    blocked.store(NEVER, Ordering::SeqCst);
+                    if activity.in_flight.load(Ordering::SeqCst) == 0 {
+                        activity.idle_since.store(now, Ordering::SeqCst);
+                    }
+                },
+                activity.limits.idle_timeout,
+            );
         }
     }
 }
@@ -516,13 +554,13 @@ impl AsyncRead for TrackedIo {
         let result = ready!(Pin::new(&mut this.inner).poll_read(cx, buf));
         let activity = &this.activity;
         if buf.filled().len() > before
-            && activity.in_flight.load(Ordering::Acquire) == 0
-            && activity.head_started.load(Ordering::Relaxed) == NEVER
+            && activity.in_flight.load(Ordering::SeqCst) == 0
+            && activity.head_started.load(Ordering::SeqCst) == NEVER
         {
-            activity
-                .head_started
-                .store(activity.now_ms(), Ordering::Release);
-            activity.changed.notify_one();
+            activity.note(
+                |now| activity.head_started.store(now, Ordering::SeqCst),
+                activity.limits.header_read_timeout,
+            );
         }
         Poll::Ready(result)
     }
@@ -667,13 +705,49 @@ mod tests {
         );
     }
 
+    fn limits() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(20),
+            body_progress_timeout: Duration::from_secs(30),
+            max_connections: 3,
+            open_file_limit: 1024,
+        }
+    }
+
+    #[test]
+    fn deadline_follows_what_the_connection_is_doing() {
+        let a = Arc::new(Activity::new(0, limits()));
+        let secs = |at: Instant| at.duration_since(a.origin).as_secs();
+        // New and silent: idle timeout from accept.
+        assert_eq!((secs(a.deadline().0), a.deadline().1), (20, true));
+        // A head starts arriving: header timeout from its first byte.
+        a.note(
+            |now| a.head_started.store(now, Ordering::SeqCst),
+            Duration::ZERO,
+        );
+        assert_eq!((secs(a.deadline().0), a.deadline().1), (10, true));
+        // In flight: no final deadline, look again after the shortest timeout.
+        let request = a.request_started();
+        assert_eq!((secs(a.deadline().0), a.deadline().1), (10, false));
+        assert!(!a.is_idle());
+        // Answered: idle again, from the answer's end, and nothing of a next head yet.
+        drop(request);
+        assert_eq!(a.head_started.load(Ordering::SeqCst), NEVER);
+        assert_eq!((secs(a.deadline().0), a.deadline().1), (20, true));
+        // An answer the client does not read: progress timeout, and not sheddable.
+        a.write_blocked_since.store(0, Ordering::SeqCst);
+        assert_eq!((secs(a.deadline().0), a.deadline().1), (30, true));
+        assert!(!a.is_idle());
+    }
+
     #[test]
     fn sheds_the_oldest_connection_without_a_request_in_flight() {
         let registry = Registry::default();
-        let busy = registry.insert();
+        let busy = registry.insert(limits());
         let _request = busy.request_started();
-        let idle_old = registry.insert();
-        let idle_new = registry.insert();
+        let idle_old = registry.insert(limits());
+        let idle_new = registry.insert(limits());
         assert!(registry.shed_oldest_idle(3));
         let left: Vec<u64> = registry.lock().keys().copied().collect();
         assert_eq!(
