@@ -437,7 +437,12 @@ async fn flood(label: &str, env: &[(&str, &str)], answer_within: Duration) -> Fl
     let closed = Arc::new(AtomicUsize::new(0));
     let changed = Arc::new(tokio::sync::Notify::new());
     let flood_started = Instant::now();
-    let tasks = stalled_flood(&server, FLOOD, closed.clone(), changed.clone()).await;
+    let tasks = tokio::time::timeout(
+        Duration::from_secs(60),
+        stalled_flood(&server, FLOOD, closed.clone(), changed.clone()),
+    )
+    .await
+    .expect("opening the flood took over 60 s");
     let flood_took = flood_started.elapsed();
 
     let client = reqwest::Client::builder()
