@@ -37,6 +37,17 @@ pub struct Settings {
     /// Raw statistics events older than this many days are deleted (roll-ups stay); 0 keeps
     /// them forever.
     pub stats_retention_days: u32,
+    /// A request head must arrive completely within this many seconds of its first byte
+    /// (issue 7 defect 3: slowloris).
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in flight and nothing of a next request received is closed
+    /// after this many seconds (also the first request of a new connection).
+    pub idle_timeout_secs: u64,
+    /// A request body that delivers no bytes, or an answer the client reads nothing of, for this
+    /// many seconds is aborted. Progress-based, so slow but moving uploads never hit it.
+    pub body_progress_timeout_secs: u64,
+    /// Open connections at most; default derived from the open-file limit (`RLIMIT_NOFILE`).
+    pub max_connections: Option<usize>,
 }
 
 impl Default for Settings {
@@ -56,6 +67,10 @@ impl Default for Settings {
             license_failures_per_minute: 30,
             login_failures_per_minute: 10,
             stats_retention_days: 400,
+            header_read_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            body_progress_timeout_secs: 60,
+            max_connections: None,
         }
     }
 }
@@ -194,6 +209,18 @@ impl Settings {
         if let Some(v) = get("VYPUSK_STATS_RETENTION_DAYS") {
             self.stats_retention_days = parse("VYPUSK_STATS_RETENTION_DAYS", &v)?;
         }
+        if let Some(v) = get("VYPUSK_HEADER_READ_TIMEOUT_SECS") {
+            self.header_read_timeout_secs = parse("VYPUSK_HEADER_READ_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = get("VYPUSK_IDLE_TIMEOUT_SECS") {
+            self.idle_timeout_secs = parse("VYPUSK_IDLE_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = get("VYPUSK_BODY_PROGRESS_TIMEOUT_SECS") {
+            self.body_progress_timeout_secs = parse("VYPUSK_BODY_PROGRESS_TIMEOUT_SECS", &v)?;
+        }
+        if let Some(v) = get("VYPUSK_MAX_CONNECTIONS") {
+            self.max_connections = Some(parse("VYPUSK_MAX_CONNECTIONS", &v)?);
+        }
         Ok(())
     }
 
@@ -204,6 +231,27 @@ impl Settings {
         if self.token_ttl_secs == 0 {
             return Err(SettingsError::Value {
                 key: "token_ttl_secs".into(),
+                why: "must be positive".into(),
+            });
+        }
+        for (key, secs) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            (
+                "body_progress_timeout_secs",
+                self.body_progress_timeout_secs,
+            ),
+        ] {
+            if secs == 0 {
+                return Err(SettingsError::Value {
+                    key: key.into(),
+                    why: "must be positive".into(),
+                });
+            }
+        }
+        if self.max_connections == Some(0) {
+            return Err(SettingsError::Value {
+                key: "max_connections".into(),
                 why: "must be positive".into(),
             });
         }
@@ -324,6 +372,31 @@ mod tests {
         };
         let s = Settings::load(&SettingsFlags::default(), env).unwrap();
         assert_eq!(s.prerelease_networks().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn connection_settings_from_env() {
+        let env = |k: &str| match k {
+            "VYPUSK_IDLE_TIMEOUT_SECS" => Some("5".to_owned()),
+            "VYPUSK_MAX_CONNECTIONS" => Some("300".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load(&SettingsFlags::default(), env).unwrap();
+        assert_eq!(s.idle_timeout_secs, 5);
+        assert_eq!(s.max_connections, Some(300));
+        assert_eq!(s.header_read_timeout_secs, 30);
+        for key in [
+            "VYPUSK_HEADER_READ_TIMEOUT_SECS",
+            "VYPUSK_IDLE_TIMEOUT_SECS",
+            "VYPUSK_BODY_PROGRESS_TIMEOUT_SECS",
+            "VYPUSK_MAX_CONNECTIONS",
+        ] {
+            let env = |k: &str| (k == key).then(|| "0".to_owned());
+            assert!(
+                Settings::load(&SettingsFlags::default(), env).is_err(),
+                "{key}=0"
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod entities;
 pub mod error;
 pub mod export;
 pub mod fsutil;
+pub mod http_server;
 pub mod licenses_csv;
 pub mod ratelimit;
 pub mod recorder;
@@ -24,7 +25,6 @@ pub mod stats;
 pub mod tokens;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -108,13 +108,14 @@ pub async fn launch(
         println!("Created the admin user. Its password, shown only this once: {password}");
     }
     let app = routes::router(state);
+    let limits = http_server::ConnectionLimits::from_settings(&settings);
+    tracing::info!(?limits, "connection limits");
+    println!(
+        "at most {} open connections (open-file limit {})",
+        limits.max_connections, limits.open_file_limit
+    );
     println!("vypusk {VERSION} listening on http://{bound}");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    http_server::serve(listener, app, limits, shutdown).await;
     recorder_task.flush_and_stop().await;
     Ok(())
 }

@@ -58,6 +58,8 @@ pub struct ServerOptions {
     /// Extra environment, e.g. `("VYPUSK_PRERELEASE_NETWORKS", "127.0.0.0/8")`.
     pub env: Vec<(String, String)>,
     pub database_url: Option<String>,
+    /// Start the server with this `RLIMIT_NOFILE` (soft and hard), through `sh -c 'ulimit -n'`.
+    pub open_file_limit: Option<u64>,
 }
 
 /// A running `vypusk serve`. Killed on drop.
@@ -101,7 +103,17 @@ impl TestServer {
         let data_dir = self.data_dir.path().to_path_buf();
         let options = self.options.clone();
         let (child, base, lines) = tokio::task::spawn_blocking(move || {
-            let mut cmd = Command::new(bin);
+            let mut cmd = match options.open_file_limit {
+                // `exec` keeps the process id, so kill and SIGTERM still reach the server.
+                Some(limit) => {
+                    let mut cmd = Command::new("sh");
+                    cmd.arg("-c")
+                        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                        .arg(bin);
+                    cmd
+                }
+                None => Command::new(bin),
+            };
             cmd.arg("--data-dir")
                 .arg(&data_dir)
                 .args(["serve", "--listen", "127.0.0.1:0"])
