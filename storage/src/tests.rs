@@ -1,6 +1,6 @@
 //! Tests run against real files in a tempdir and against memory://. The S3 round trip
 //! (`s3_round_trip`, ignored by default) needs VYPUSK_TEST_S3 to hold an s3:// URL of a
-//! disposable bucket (e.g. served by `s3s-fs`); `.ci/run` starts one and runs it.
+//! disposable bucket (e.g. served by `s3s-fs`); `scripts/test-all.sh` starts one and runs it.
 
 use super::*;
 use std::convert::Infallible;
@@ -468,7 +468,7 @@ async fn from_url_parses_and_rejects() {
 /// --secret-key s /tmp/s3root` with an existing /tmp/s3root/vypusk directory:
 /// `VYPUSK_TEST_S3='s3://vypusk?endpoint=http://127.0.0.1:9000&access_key_id=k&secret_access_key=s'`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs an S3 server: set VYPUSK_TEST_S3 and run with --ignored (.ci/run does)"]
+#[ignore = "needs an S3 server: scripts/test-all.sh starts one and runs this"]
 async fn s3_round_trip() {
     let url = std::env::var("VYPUSK_TEST_S3")
         .expect("VYPUSK_TEST_S3 must name an s3:// bucket for this test");

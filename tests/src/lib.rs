@@ -389,3 +389,23 @@ impl Drop for TempDatabase {
             .output();
     }
 }
+
+/// A fresh, empty bucket on the S3-compatible server that `scripts/test-all.sh` starts
+/// (`s3s-fs`, which keeps each bucket as a directory under VYPUSK_TEST_S3_ROOT), as the
+/// `s3://` storage URL of vypusk. Panics with what to run when the server is not there.
+pub fn fresh_s3_bucket() -> String {
+    let (Ok(endpoint), Ok(root)) = (
+        std::env::var("VYPUSK_TEST_S3_ENDPOINT"),
+        std::env::var("VYPUSK_TEST_S3_ROOT"),
+    ) else {
+        panic!(
+            "no S3 server: run the tests with scripts/test-all.sh, which starts s3s-fs and sets \
+             VYPUSK_TEST_S3_ENDPOINT and VYPUSK_TEST_S3_ROOT"
+        );
+    };
+    let bucket = format!("test-{}", hex::encode(rand::random::<[u8; 6]>()));
+    std::fs::create_dir_all(Path::new(&root).join(&bucket)).expect("create the bucket directory");
+    format!(
+        "s3://{bucket}?endpoint={endpoint}&access_key_id=test&secret_access_key=test-secret"
+    )
+}
