@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub mod proxy;
+
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
 
@@ -405,7 +407,5 @@ pub fn fresh_s3_bucket() -> String {
     };
     let bucket = format!("test-{}", hex::encode(rand::random::<[u8; 6]>()));
     std::fs::create_dir_all(Path::new(&root).join(&bucket)).expect("create the bucket directory");
-    format!(
-        "s3://{bucket}?endpoint={endpoint}&access_key_id=test&secret_access_key=test-secret"
-    )
+    format!("s3://{bucket}?endpoint={endpoint}&access_key_id=test&secret_access_key=test-secret")
 }
