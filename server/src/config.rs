@@ -32,6 +32,11 @@ pub struct Settings {
     /// Raw statistics events older than this many days are deleted (roll-ups stay); 0 keeps
     /// them forever.
     pub stats_retention_days: u32,
+    /// Seconds a stored blob stays after no file refers to it any more (or after a sweep found
+    /// it without any record, e.g. left by a crash) before it is deleted.
+    pub blob_grace_secs: u64,
+    /// Seconds between two sweeps for unreferenced blobs (fractions allowed).
+    pub blob_sweep_interval_secs: f64,
 }
 
 impl Default for Settings {
@@ -49,6 +54,8 @@ impl Default for Settings {
             max_upload_bytes: 4 << 30,
             license_failures_per_minute: 30,
             stats_retention_days: 400,
+            blob_grace_secs: 3600,
+            blob_sweep_interval_secs: 600.0,
         }
     }
 }
@@ -185,6 +192,12 @@ impl Settings {
         if let Some(v) = get("VYPUSK_STATS_RETENTION_DAYS") {
             self.stats_retention_days = parse("VYPUSK_STATS_RETENTION_DAYS", &v)?;
         }
+        if let Some(v) = get("VYPUSK_BLOB_GRACE_SECS") {
+            self.blob_grace_secs = parse("VYPUSK_BLOB_GRACE_SECS", &v)?;
+        }
+        if let Some(v) = get("VYPUSK_BLOB_SWEEP_INTERVAL_SECS") {
+            self.blob_sweep_interval_secs = parse("VYPUSK_BLOB_SWEEP_INTERVAL_SECS", &v)?;
+        }
         Ok(())
     }
 
@@ -195,6 +208,13 @@ impl Settings {
             return Err(SettingsError::Value {
                 key: "token_ttl_secs".into(),
                 why: "must be positive".into(),
+            });
+        }
+        // Between a millisecond and a day: `Duration::from_secs_f64` panics on what is outside.
+        if !(0.001..=86_400.0).contains(&self.blob_sweep_interval_secs) {
+            return Err(SettingsError::Value {
+                key: "blob_sweep_interval_secs".into(),
+                why: "must be between 0.001 and 86400".into(),
             });
         }
         if let Some(url) = &self.public_url {
@@ -299,6 +319,13 @@ mod tests {
         };
         let s = Settings::load(&SettingsFlags::default(), env).unwrap();
         assert_eq!(s.prerelease_networks().unwrap().len(), 2);
+        for bad in ["0", "-1", "NaN", "inf", "soon"] {
+            let env = |k: &str| (k == "VYPUSK_BLOB_SWEEP_INTERVAL_SECS").then(|| bad.to_owned());
+            assert!(
+                Settings::load(&SettingsFlags::default(), env).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! 127.0.0.1:0 and drive the real thing over HTTP.
 
 pub mod auth;
+pub mod blobs;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -104,6 +105,11 @@ pub async fn launch(
     if let Some(password) = db::ensure_admin(&state.db, settings.admin_password.as_deref()).await? {
         println!("Created the admin user. Its password, shown only this once: {password}");
     }
+    let sweeper = blobs::Sweeper::start(
+        state.db.clone(),
+        state.storage.clone(),
+        blobs::SweepOptions::from_settings(&settings),
+    );
     let app = routes::router(state);
     println!("vypusk {VERSION} listening on http://{bound}");
     axum::serve(
@@ -112,6 +118,7 @@ pub async fn launch(
     )
     .with_graceful_shutdown(shutdown)
     .await?;
+    sweeper.stop().await;
     recorder_task.flush_and_stop().await;
     Ok(())
 }
