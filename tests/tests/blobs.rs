@@ -48,7 +48,10 @@ async fn upload_racing_a_delete_of_the_same_bytes_stays_downloadable() {
         let (a, b) = (a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap());
 
         let put = server
-            .admin(Method::PUT, &format!("/api/v1/releases/{b}/files/setup.zip"))
+            .admin(
+                Method::PUT,
+                &format!("/api/v1/releases/{b}/files/setup.zip"),
+            )
             .body(bytes.clone())
             .send();
         let put = tokio::spawn(put);
