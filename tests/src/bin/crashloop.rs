@@ -226,6 +226,40 @@ impl Worker {
                 self.send(self.admin(Method::DELETE, &format!("/api/v1/distributions/{code}")))
                     .await;
             }
+            // The race of issue 7: the same bytes uploaded into one draft while another draft's
+            // file with those bytes is deleted.
+            85..=92 => {
+                let (Some(a), Some(b)) = (
+                    self.create_draft("CRASH").await,
+                    self.create_draft("CRASH").await,
+                ) else {
+                    return;
+                };
+                // Bytes no other file has, so the delete leaves them unreferenced.
+                let mut bytes = self.content().as_ref().clone();
+                bytes.extend(self.rng.random::<u64>().to_le_bytes());
+                let lag = Duration::from_micros(self.rng.random_range(0..3000));
+                let put = |id: i64| {
+                    self.admin(
+                        Method::PUT,
+                        &format!("/api/v1/releases/{id}/files/same.zip"),
+                    )
+                    .body(bytes.clone())
+                };
+                if self.send(put(a)).await.is_none() {
+                    return;
+                }
+                let delete = self.admin(
+                    Method::DELETE,
+                    &format!("/api/v1/releases/{a}/files/same.zip"),
+                );
+                // The delete lands at a random point of the upload.
+                tokio::join!(self.send(put(b)), async {
+                    tokio::time::sleep(lag).await;
+                    self.send(delete).await
+                });
+                self.drafts.extend([a, b]);
+            }
             // A license CSV import of 200 licenses.
             _ => {
                 let mut csv =
