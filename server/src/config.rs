@@ -319,6 +319,13 @@ mod tests {
         };
         let s = Settings::load(&SettingsFlags::default(), env).unwrap();
         assert_eq!(s.prerelease_networks().unwrap().len(), 2);
+        let env = |k: &str| match k {
+            "VYPUSK_BLOB_GRACE_SECS" => Some("0".to_owned()),
+            "VYPUSK_BLOB_SWEEP_INTERVAL_SECS" => Some("0.05".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load(&SettingsFlags::default(), env).unwrap();
+        assert_eq!((s.blob_grace_secs, s.blob_sweep_interval_secs), (0, 0.05));
         for bad in ["0", "-1", "NaN", "inf", "soon"] {
             let env = |k: &str| (k == "VYPUSK_BLOB_SWEEP_INTERVAL_SECS").then(|| bad.to_owned());
             assert!(
