@@ -48,6 +48,11 @@ pub struct Settings {
     pub body_progress_timeout_secs: u64,
     /// Open connections at most; default derived from the open-file limit (`RLIMIT_NOFILE`).
     pub max_connections: Option<usize>,
+    /// Seconds a stored blob stays after no file refers to it any more (or after a sweep found
+    /// it without any record, e.g. left by a crash) before it is deleted.
+    pub blob_grace_secs: u64,
+    /// Seconds between two sweeps for unreferenced blobs (fractions allowed).
+    pub blob_sweep_interval_secs: f64,
 }
 
 impl Default for Settings {
@@ -71,6 +76,8 @@ impl Default for Settings {
             idle_timeout_secs: 60,
             body_progress_timeout_secs: 60,
             max_connections: None,
+            blob_grace_secs: 3600,
+            blob_sweep_interval_secs: 600.0,
         }
     }
 }
@@ -221,6 +228,12 @@ impl Settings {
         if let Some(v) = get("VYPUSK_MAX_CONNECTIONS") {
             self.max_connections = Some(parse("VYPUSK_MAX_CONNECTIONS", &v)?);
         }
+        if let Some(v) = get("VYPUSK_BLOB_GRACE_SECS") {
+            self.blob_grace_secs = parse("VYPUSK_BLOB_GRACE_SECS", &v)?;
+        }
+        if let Some(v) = get("VYPUSK_BLOB_SWEEP_INTERVAL_SECS") {
+            self.blob_sweep_interval_secs = parse("VYPUSK_BLOB_SWEEP_INTERVAL_SECS", &v)?;
+        }
         Ok(())
     }
 
@@ -253,6 +266,13 @@ impl Settings {
             return Err(SettingsError::Value {
                 key: "max_connections".into(),
                 why: "must be positive".into(),
+            });
+        }
+        // Between a millisecond and a day: `Duration::from_secs_f64` panics on what is outside.
+        if !(0.001..=86_400.0).contains(&self.blob_sweep_interval_secs) {
+            return Err(SettingsError::Value {
+                key: "blob_sweep_interval_secs".into(),
+                why: "must be between 0.001 and 86400".into(),
             });
         }
         if let Some(url) = &self.public_url {
@@ -372,6 +392,20 @@ mod tests {
         };
         let s = Settings::load(&SettingsFlags::default(), env).unwrap();
         assert_eq!(s.prerelease_networks().unwrap().len(), 2);
+        let env = |k: &str| match k {
+            "VYPUSK_BLOB_GRACE_SECS" => Some("0".to_owned()),
+            "VYPUSK_BLOB_SWEEP_INTERVAL_SECS" => Some("0.05".to_owned()),
+            _ => None,
+        };
+        let s = Settings::load(&SettingsFlags::default(), env).unwrap();
+        assert_eq!((s.blob_grace_secs, s.blob_sweep_interval_secs), (0, 0.05));
+        for bad in ["0", "-1", "NaN", "inf", "soon"] {
+            let env = |k: &str| (k == "VYPUSK_BLOB_SWEEP_INTERVAL_SECS").then(|| bad.to_owned());
+            assert!(
+                Settings::load(&SettingsFlags::default(), env).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! 127.0.0.1:0 and drive the real thing over HTTP.
 
 pub mod auth;
+pub mod blobs;
 pub mod catalog;
 pub mod cli;
 pub mod client_addr;
@@ -107,6 +108,11 @@ pub async fn launch(
     if let Some(password) = db::ensure_admin(&state.db, settings.admin_password.as_deref()).await? {
         println!("Created the admin user. Its password, shown only this once: {password}");
     }
+    let sweeper = blobs::Sweeper::start(
+        state.db.clone(),
+        state.storage.clone(),
+        blobs::SweepOptions::from_settings(&settings),
+    );
     let app = routes::router(state);
     let limits = http_server::ConnectionLimits::from_settings(&settings);
     tracing::info!(?limits, "connection limits");
@@ -116,6 +122,7 @@ pub async fn launch(
     );
     println!("vypusk {VERSION} listening on http://{bound}");
     http_server::serve(listener, app, limits, shutdown).await;
+    sweeper.stop().await;
     recorder_task.flush_and_stop().await;
     Ok(())
 }

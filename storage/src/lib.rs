@@ -4,6 +4,11 @@
 //! stored once and a key, once visible, never changes. Uploads are streamed to a temporary
 //! key under `tmp/` while md5 and sha256 are computed, and moved to their content key only
 //! when complete and verified; readers therefore never see partial or unverified bytes.
+//!
+//! An upload can stop between the two steps ([`Storage::stage_stream`] returns a
+//! [`StagedBlob`]), so the server moves the bytes to their content key inside the database
+//! transaction that records the file: blob reclamation (the server's `blobs` module) relies on
+//! bytes appearing only while their reference is being committed.
 
 use std::fmt;
 use std::ops::Range;
@@ -318,6 +323,24 @@ impl Storage {
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
         E: fmt::Display,
     {
+        self.stage_stream(body, max_size, expected)
+            .await?
+            .publish()
+            .await
+    }
+
+    /// Like [`Storage::put_stream`] but stops before the content key: the verified bytes stay
+    /// under `tmp/` until [`StagedBlob::publish`]. A staged blob dropped unpublished is removed.
+    pub async fn stage_stream<S, E>(
+        &self,
+        body: S,
+        max_size: u64,
+        expected: ExpectedDigests,
+    ) -> Result<StagedBlob, StorageError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin,
+        E: fmt::Display,
+    {
         let tmp = Path::from(format!("{TMP_PREFIX}/{}", uuid::Uuid::new_v4()));
         let mut guard = TempGuard {
             store: self.store().clone(),
@@ -336,10 +359,11 @@ impl Storage {
         };
         let result = self.put_inner(&mut up, body, max_size, expected).await;
         match result {
-            Ok(blob) => {
-                guard.armed = false;
-                Ok(blob)
-            }
+            Ok(blob) => Ok(StagedBlob {
+                storage: self.clone(),
+                blob,
+                guard,
+            }),
             Err(e) => {
                 if let Some(w) = up.writer.take() {
                     // Removes the local staging file / aborts the S3 multipart upload.
@@ -394,7 +418,6 @@ impl Storage {
                 self.store().put(up.tmp, payload).await?;
             }
         }
-        self.publish(up.tmp, &key).await?;
         Ok(StoredBlob {
             key,
             size: up.size,
@@ -495,6 +518,22 @@ impl Storage {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Every stored blob (content keys only, not `tmp/`), in no particular order.
+    pub fn list_blobs(&self) -> BoxStream<'static, Result<BlobKey, StorageError>> {
+        let prefix = Path::from(BlobKey::PREFIX.trim_end_matches('/'));
+        self.store()
+            .list(Some(&prefix))
+            .map_err(StorageError::from)
+            .try_filter_map(|meta| async move {
+                // Anything that is not a well-formed content key is not ours to judge.
+                let name = meta.location.filename().unwrap_or_default();
+                Ok(BlobKey::from_sha256_hex(name)
+                    .ok()
+                    .filter(|key| key.path() == meta.location))
+            })
+            .boxed()
     }
 
     /// Removes leftovers of interrupted uploads under `tmp/`. Call it at start-up only: it
@@ -606,6 +645,40 @@ impl Upload<'_> {
             self.writer = Some(w);
         }
         Ok(())
+    }
+}
+
+/// Verified bytes of an upload, still under `tmp/`: [`StagedBlob::publish`] moves them to their
+/// content key; dropping it unpublished removes them.
+pub struct StagedBlob {
+    storage: Storage,
+    blob: StoredBlob,
+    guard: TempGuard,
+}
+
+impl fmt::Debug for StagedBlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StagedBlob")
+            .field("blob", &self.blob)
+            .field("tmp", &self.guard.path)
+            .finish()
+    }
+}
+
+impl StagedBlob {
+    /// Size, digests and the content key the bytes will have.
+    pub fn blob(&self) -> &StoredBlob {
+        &self.blob
+    }
+
+    /// Moves the bytes to their content key (or drops them when equal bytes are already
+    /// stored). On error the temp object is still removed (when the guard drops).
+    pub async fn publish(mut self) -> Result<StoredBlob, StorageError> {
+        self.storage
+            .publish(&self.guard.path, &self.blob.key)
+            .await?;
+        self.guard.armed = false;
+        Ok(self.blob)
     }
 }
 

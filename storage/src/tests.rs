@@ -328,6 +328,49 @@ async fn remove_incomplete_uploads_removes_stale_tmp_objects() {
 }
 
 #[tokio::test]
+async fn staged_bytes_reach_their_key_only_when_published() {
+    for (s, _dir) in backends() {
+        let staged = s
+            .stage_stream(chunks(b"hello world", 4), 100, ExpectedDigests::default())
+            .await
+            .unwrap();
+        let key = staged.blob().key.clone();
+        assert_eq!(key.sha256_hex(), HELLO_SHA256);
+        assert!(matches!(s.head(&key).await, Err(StorageError::NotFound)));
+        let listed: Vec<BlobKey> = s.list_blobs().try_collect().await.unwrap();
+        assert!(listed.is_empty(), "{listed:?}");
+        staged.publish().await.unwrap();
+        assert_eq!(s.head(&key).await.unwrap().size, 11);
+        let listed: Vec<BlobKey> = s.list_blobs().try_collect().await.unwrap();
+        assert_eq!(listed, vec![key.clone()]);
+        assert_eq!(everything(&s).await, vec![key.as_str().to_string()]);
+
+        // Publishing equal bytes again keeps one object; a staged blob dropped unpublished
+        // leaves nothing (its cleanup runs on a spawned task).
+        s.stage_stream(chunks(b"hello world", 3), 100, ExpectedDigests::default())
+            .await
+            .unwrap()
+            .publish()
+            .await
+            .unwrap();
+        drop(
+            s.stage_stream(chunks(b"dropped", 3), 100, ExpectedDigests::default())
+                .await
+                .unwrap(),
+        );
+        let mut left = everything(&s).await;
+        for _ in 0..100 {
+            if left.len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            left = everything(&s).await;
+        }
+        assert_eq!(left, vec![key.as_str().to_string()], "{}", s.describe());
+    }
+}
+
+#[tokio::test]
 async fn cancelled_upload_is_cleaned_up() {
     for (s, _dir) in backends() {
         let data = pseudo_random(12 * MIB);

@@ -20,13 +20,15 @@ pub const ADMIN_PASSWORD: &str = "test-admin-password";
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        // target/debug/deps/<test> → target/debug
+        // target/debug/deps/<test> → target/debug; a binary of this crate (crashloop) lives in
+        // target/debug itself.
         let exe = std::env::current_exe().expect("test executable path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/debug")
-            .to_path_buf();
+        let parent = exe.parent().expect("target/debug");
+        let dir = if parent.join("vypusk").exists() {
+            parent.to_path_buf()
+        } else {
+            parent.parent().expect("target/debug").to_path_buf()
+        };
         for bin in ["vypusk", "vypusk-update"] {
             assert!(
                 dir.join(bin).exists(),

@@ -94,6 +94,32 @@ fn blobs(server: &TestServer) -> Vec<std::path::PathBuf> {
     files_under(&server.data_dir.path().join("objects").join("blobs"))
 }
 
+/// A server that deletes unreferenced bytes at its next sweep (grace period 0, a sweep every
+/// 50 ms), for the tests that count stored blobs.
+async fn start_reclaiming() -> TestServer {
+    TestServer::start_with(ServerOptions {
+        env: vec![
+            ("VYPUSK_BLOB_GRACE_SECS".into(), "0".into()),
+            ("VYPUSK_BLOB_SWEEP_INTERVAL_SECS".into(), "0.05".into()),
+        ],
+        ..Default::default()
+    })
+    .await
+}
+
+/// The stored blobs once the sweeper had time to remove the unreferenced ones: waits (at most
+/// 10 s) until `expected` are left.
+async fn blobs_after_sweep(server: &TestServer, expected: usize) -> Vec<std::path::PathBuf> {
+    for _ in 0..400 {
+        let left = blobs(server);
+        if left.len() == expected {
+            return left;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    blobs(server)
+}
+
 #[tokio::test]
 async fn auth_basic_api_keys_and_permissions() {
     let server = TestServer::start().await;
@@ -246,7 +272,7 @@ async fn auth_basic_api_keys_and_permissions() {
 
 #[tokio::test]
 async fn distribution_crud_and_bad_input() {
-    let server = TestServer::start().await;
+    let server = start_reclaiming().await;
     let created = server
         .create_distribution(
             "PT40_UT_CRM3",
@@ -421,12 +447,13 @@ async fn distribution_crud_and_bad_input() {
         )
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND);
-    assert!(blobs(&server).is_empty(), "{:?}", blobs(&server));
+    let left = blobs_after_sweep(&server, 0).await;
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test]
 async fn release_lifecycle() {
-    let server = TestServer::start().await;
+    let server = start_reclaiming().await;
     server.create_distribution("LIFE", json!({})).await;
     let (status, created) = server
         .admin_json(
@@ -673,7 +700,7 @@ async fn release_lifecycle() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     // The blob shared with the yanked release stays; the other goes.
-    let left = blobs(&server);
+    let left = blobs_after_sweep(&server, 1).await;
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0].ends_with(sha256_hex(b"bytes of crm")));
 
@@ -747,7 +774,7 @@ async fn semver_releases_mark_prereleases() {
 
 #[tokio::test]
 async fn uploads_digests_names_and_main() {
-    let server = TestServer::start().await;
+    let server = start_reclaiming().await;
     server.create_distribution("UP", json!({})).await;
     let id = new_release(&server, "UP", "1.0").await;
     let bytes = test_bytes(200_000, 7);
@@ -849,7 +876,8 @@ async fn uploads_digests_names_and_main() {
     let a = files.iter().find(|f| f["name"] == "a.zip").unwrap();
     assert_eq!(a["md5"], md5_hex(b"replaced"));
     // The replaced 200 kB blob is gone.
-    assert_eq!(blobs(&server).len(), 3, "{:?}", blobs(&server));
+    let left = blobs_after_sweep(&server, 3).await;
+    assert_eq!(left.len(), 3, "{left:?}");
     let (status, body) = put_file(&server, id, "c.zip?main=maybe", b"c", &[]).await;
     assert_error(status, &body, StatusCode::BAD_REQUEST);
 

@@ -3,6 +3,7 @@
 
 pub mod admin_user;
 pub mod api_key;
+pub mod blob;
 pub mod check_event;
 pub mod compatibility;
 pub mod distribution;

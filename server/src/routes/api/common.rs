@@ -1,17 +1,15 @@
 //! Helpers shared by the vendor API's handlers: path extraction in the API's error shape,
-//! list answers, timestamps, and removal of blobs no file row refers to any more.
+//! list answers and timestamps.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::DbErr;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use vypusk_storage::{BlobKey, Storage};
 
 use super::Page;
-use crate::entities::file;
 use crate::error::ApiError;
 
 /// `Path<T>` whose rejections answer in the vendor API's error shape.
@@ -68,37 +66,6 @@ pub fn conflict_on_unique(e: DbErr, message: impl FnOnce() -> String) -> ApiErro
 /// `offset` as the i64/u64 sea-orm wants, capped so it never overflows a backend.
 pub fn offset(page: &Page) -> u64 {
     page.offset.min(i64::MAX as u64)
-}
-
-/// Deletes the blobs of `sha256s` that no file row refers to any more. Failures are logged,
-/// never reported: a leftover blob wastes space but breaks nothing.
-pub async fn remove_unreferenced_blobs<C: ConnectionTrait>(
-    db: &C,
-    storage: &Storage,
-    sha256s: impl IntoIterator<Item = String>,
-) {
-    let mut seen = std::collections::HashSet::new();
-    for sha in sha256s {
-        if !seen.insert(sha.clone()) {
-            continue;
-        }
-        let referenced = file::Entity::find()
-            .filter(file::Column::Sha256.eq(sha.as_str()))
-            .count(db)
-            .await;
-        match referenced {
-            Ok(0) => {
-                let Ok(key) = BlobKey::from_sha256_hex(&sha) else {
-                    continue;
-                };
-                if let Err(e) = storage.delete(&key).await {
-                    tracing::warn!(blob = %key, error = %e, "cannot delete unreferenced blob");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(sha256 = %sha, error = %e, "cannot check blob references"),
-        }
-    }
 }
 
 /// Builds a `Page` from the fields of a list query (lists with filters have their own query

@@ -313,11 +313,11 @@ async fn remove(
     distribution::Entity::delete_by_id(existing.id)
         .exec(&txn)
         .await?;
+    crate::blobs::release(&txn, &sha256s, chrono::Utc::now()).await?;
     txn.commit().await?;
     state
         .catalog
         .refresh_distribution(&state.db, existing.id)
         .await?;
-    common::remove_unreferenced_blobs(&state.db, &state.storage, sha256s).await;
     Ok(StatusCode::NO_CONTENT)
 }

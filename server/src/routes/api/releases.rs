@@ -20,11 +20,12 @@ use sea_orm::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use vypusk_protocol::{FileName, Version, VersionScheme};
-use vypusk_storage::{ExpectedDigests, StorageError, StoredBlob};
+use vypusk_storage::{ExpectedDigests, StagedBlob, StorageError};
 
 use super::common::{self, ApiPath};
 use super::{ApiJson, ApiQuery, distributions};
 use crate::auth::{Authorized, need};
+use crate::blobs;
 use crate::catalog::{STATUS_DRAFT, STATUS_PUBLISHED, STATUS_YANKED};
 use crate::entities::{compatibility, distribution, file, release, release_metadata};
 use crate::error::{ApiError, quote};
@@ -552,13 +553,8 @@ async fn remove(
         .await?;
     write_compat_and_meta(&txn, id, Some(&[]), Some(&BTreeMap::new())).await?;
     release::Entity::delete_by_id(id).exec(&txn).await?;
+    blobs::release(&txn, files.iter().map(|f| &f.sha256), Utc::now()).await?;
     txn.commit().await?;
-    common::remove_unreferenced_blobs(
-        &state.db,
-        &state.storage,
-        files.into_iter().map(|f| f.sha256),
-    )
-    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -707,23 +703,48 @@ async fn check_draft_for_files(db: &DatabaseConnection, id: i32) -> Result<(), A
     Ok(())
 }
 
-/// Records stored blobs as files of draft release `id` in one transaction: a file of the same
+/// Records staged blobs as files of draft release `id` in one transaction: a file of the same
 /// name is replaced; `main` names the file that becomes main (otherwise a replaced main file
-/// stays main, and a release without a main file gets its oldest file as main). Returns the
-/// new rows and the digests of replaced files.
-async fn record_files(
+/// stays main, and a release without a main file gets its oldest file as main). The bytes move
+/// to their content keys inside the transaction, after the blobs are claimed (see
+/// [`crate::blobs`]); blobs of replaced files are released. Returns the new rows.
+pub(crate) async fn record_files(
     db: &DatabaseConnection,
     id: i32,
-    uploads: &[(FileName, StoredBlob)],
+    uploads: Vec<(FileName, StagedBlob)>,
     main: Option<&str>,
-) -> Result<(Vec<file::Model>, Vec<String>), ApiError> {
+) -> Result<Vec<file::Model>, ApiError> {
     let txn = db.begin().await?;
     lock_draft(&txn, id, "files can change").await?;
-    refuse_case_collisions(&txn, id, uploads).await?;
+    refuse_case_collisions(&txn, id, &uploads).await?;
+    // Every blob this transaction may touch is locked now, in one sorted pass.
+    let names: Vec<&str> = uploads.iter().map(|(n, _)| n.as_str()).collect();
+    let replaceable: Vec<String> = file::Entity::find()
+        .select_only()
+        .column(file::Column::Sha256)
+        .filter(file::Column::ReleaseId.eq(id))
+        .filter(file::Column::Name.is_in(names))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    let uploaded: Vec<&str> = uploads
+        .iter()
+        .map(|(_, b)| b.blob().sha256.as_str())
+        .collect();
+    blobs::lock(
+        &txn,
+        replaceable
+            .iter()
+            .map(String::as_str)
+            .chain(uploaded.iter().copied()),
+    )
+    .await?;
+    blobs::claim(&txn, &uploaded).await?;
     let mut replaced = Vec::new();
     let mut main = main.map(str::to_owned);
     let mut inserted_ids = Vec::new();
-    for (name, blob) in uploads {
+    for (name, staged) in &uploads {
+        let blob = staged.blob();
         if let Some(old) = file::Entity::find()
             .filter(file::Column::ReleaseId.eq(id))
             .filter(file::Column::Name.eq(name.as_str()))
@@ -757,13 +778,17 @@ async fn record_files(
         inserted_ids.push(row.id);
     }
     set_main(&txn, id, main.as_deref()).await?;
+    blobs::release(&txn, &replaced, Utc::now()).await?;
     let rows = file::Entity::find()
         .filter(file::Column::Id.is_in(inserted_ids))
         .order_by_asc(file::Column::Id)
         .all(&txn)
         .await?;
+    for (_, staged) in uploads {
+        staged.publish().await.map_err(storage_error)?;
+    }
     txn.commit().await?;
-    Ok((rows, replaced))
+    Ok(rows)
 }
 
 /// Two files of one release whose names differ only in case are one file on the customer's
@@ -772,7 +797,7 @@ async fn record_files(
 async fn refuse_case_collisions(
     txn: &DatabaseTransaction,
     id: i32,
-    uploads: &[(FileName, StoredBlob)],
+    uploads: &[(FileName, StagedBlob)],
 ) -> Result<(), ApiError> {
     let existing: Vec<String> = file::Entity::find()
         .filter(file::Column::ReleaseId.eq(id))
@@ -836,24 +861,6 @@ async fn set_main(txn: &DatabaseTransaction, id: i32, main: Option<&str>) -> Res
     Ok(())
 }
 
-/// After `record_files`: blobs of replaced files that nothing refers to any more go.
-async fn after_record(
-    state: &AppState,
-    result: Result<(Vec<file::Model>, Vec<String>), ApiError>,
-    uploaded: impl IntoIterator<Item = String>,
-) -> Result<Vec<file::Model>, ApiError> {
-    match result {
-        Ok((rows, replaced)) => {
-            common::remove_unreferenced_blobs(&state.db, &state.storage, replaced).await;
-            Ok(rows)
-        }
-        Err(e) => {
-            common::remove_unreferenced_blobs(&state.db, &state.storage, uploaded).await;
-            Err(e)
-        }
-    }
-}
-
 async fn upload(
     _: Authorized<need::Publish>,
     State(state): State<AppState>,
@@ -876,16 +883,13 @@ async fn upload(
             "file larger than the upload limit of {max} bytes"
         )));
     }
-    let blob = state
+    let staged = state
         .storage
-        .put_stream(body.into_data_stream(), max, expected)
+        .stage_stream(body.into_data_stream(), max, expected)
         .await
         .map_err(storage_error)?;
-    let sha = blob.sha256.clone();
-    let uploads = [(name.clone(), blob)];
     let main = q.main.then_some(name.as_str());
-    let result = record_files(&state.db, id, &uploads, main).await;
-    let rows = after_record(&state, result, [sha]).await?;
+    let rows = record_files(&state.db, id, vec![(name.clone(), staged)], main).await?;
     let row = rows
         .into_iter()
         .next()
@@ -902,7 +906,7 @@ async fn upload_multipart(
     let mut multipart = multipart.map_err(|e| ApiError::bad_request(e.body_text()))?;
     check_draft_for_files(&state.db, id).await?;
     let max = state.settings.max_upload_bytes;
-    let mut uploads: Vec<(FileName, StoredBlob)> = Vec::new();
+    let mut uploads: Vec<(FileName, StagedBlob)> = Vec::new();
     let outcome: Result<(), ApiError> = async {
         while let Some(field) = multipart.next_field().await.map_err(|e| {
             ApiError::bad_request(format!("malformed multipart body: {}", e.body_text()))
@@ -912,12 +916,12 @@ async fn upload_multipart(
                 continue;
             };
             let name = parse_file_name(&file_name)?;
-            let blob = state
+            let staged = state
                 .storage
-                .put_stream(field, max, ExpectedDigests::default())
+                .stage_stream(field, max, ExpectedDigests::default())
                 .await
                 .map_err(storage_error)?;
-            uploads.push((name, blob));
+            uploads.push((name, staged));
         }
         if uploads.is_empty() {
             return Err(ApiError::bad_request(
@@ -927,13 +931,9 @@ async fn upload_multipart(
         Ok(())
     }
     .await;
-    let shas: Vec<String> = uploads.iter().map(|(_, b)| b.sha256.clone()).collect();
-    if let Err(e) = outcome {
-        common::remove_unreferenced_blobs(&state.db, &state.storage, shas).await;
-        return Err(e);
-    }
-    let result = record_files(&state.db, id, &uploads, None).await;
-    let rows = after_record(&state, result, shas).await?;
+    // On error the staged blobs are dropped, which removes their temp objects.
+    outcome?;
+    let rows = record_files(&state.db, id, uploads, None).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"files": rows.iter().map(file_json).collect::<Vec<_>>()})),
@@ -945,19 +945,29 @@ async fn delete_file(
     State(state): State<AppState>,
     ApiPath((id, name)): ApiPath<(i32, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let txn = state.db.begin().await?;
+    remove_file(&state.db, id, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes file `name` of draft release `id` and releases its blob, in one transaction.
+pub(crate) async fn remove_file(
+    db: &DatabaseConnection,
+    id: i32,
+    name: &str,
+) -> Result<(), ApiError> {
+    let txn = db.begin().await?;
     lock_draft(&txn, id, "files can change").await?;
     let row = file::Entity::find()
         .filter(file::Column::ReleaseId.eq(id))
-        .filter(file::Column::Name.eq(name.as_str()))
+        .filter(file::Column::Name.eq(name))
         .one(&txn)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("release {id} has no file {name:?}")))?;
     file::Entity::delete_by_id(row.id).exec(&txn).await?;
     set_main(&txn, id, None).await?;
+    blobs::release(&txn, [&row.sha256], Utc::now()).await?;
     txn.commit().await?;
-    common::remove_unreferenced_blobs(&state.db, &state.storage, [row.sha256]).await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 #[cfg(test)]
