@@ -327,8 +327,7 @@ impl HttpBody for CountingBody {
         if let Some(Ok(frame)) = &frame
             && let Some(data) = frame.data_ref()
         {
-            self.counter
-                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            self.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
         Poll::Ready(frame)
     }

@@ -157,15 +157,14 @@ pub async fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<()> {
 /// `vypusk restore DIR [--force]`.
 pub async fn restore(settings: &Settings, dir: &Path, force: bool) -> anyhow::Result<()> {
     let layout = sqlite_layout(settings, "restore")?;
-    let manifest: Manifest = serde_json::from_slice(
-        &std::fs::read(dir.join(MANIFEST)).with_context(|| {
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).with_context(|| {
             format!(
                 "{} is not a finished `vypusk backup` (no {MANIFEST})",
                 dir.display()
             )
-        })?,
-    )
-    .with_context(|| format!("unreadable {}", dir.join(MANIFEST).display()))?;
+        })?)
+        .with_context(|| format!("unreadable {}", dir.join(MANIFEST).display()))?;
     anyhow::ensure!(
         manifest.format == 1,
         "backup format {} is not known to this vypusk",
@@ -259,7 +258,8 @@ async fn copy_objects(from: &Path, to: &Path) -> anyhow::Result<(u64, u64)> {
 
 fn copy_tree(from: &Path, to: &Path, top: bool, copied: &mut (u64, u64)) -> anyhow::Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
     {
         let entry = entry?;
         let name = entry.file_name();
@@ -315,7 +315,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("pg_dump") && e.contains("bucket"), "{e}");
-        assert!(e.contains("signing-key.pem") && e.contains("token-secret"), "{e}");
+        assert!(
+            e.contains("signing-key.pem") && e.contains("token-secret"),
+            "{e}"
+        );
         assert!(!e.contains("secret@"), "{e}");
         assert!(!dir.path().join("b").exists());
     }

@@ -437,11 +437,17 @@ mod tests {
         for listen in ["0.0.0.0:8080", "[::]:8080", "192.0.2.10:8080"] {
             let env = |k: &str| (k == "VYPUSK_LISTEN").then(|| listen.to_owned());
             let e = Settings::load(&SettingsFlags::default(), env).unwrap_err();
-            assert!(e.to_string().contains("public_url must be set"), "{listen}: {e}");
+            assert!(
+                e.to_string().contains("public_url must be set"),
+                "{listen}: {e}"
+            );
         }
         for listen in ["127.0.0.1:8080", "127.0.0.5:1", "[::1]:8080"] {
             let env = |k: &str| (k == "VYPUSK_LISTEN").then(|| listen.to_owned());
-            assert!(Settings::load(&SettingsFlags::default(), env).is_ok(), "{listen}");
+            assert!(
+                Settings::load(&SettingsFlags::default(), env).is_ok(),
+                "{listen}"
+            );
         }
         let env = |k: &str| match k {
             "VYPUSK_LISTEN" => Some("0.0.0.0:8080".to_owned()),

@@ -43,7 +43,9 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let db = tokio::time::timeout(CONNECT_DEADLINE, Database::connect(options))
         .await
         .map_err(|_| {
-            anyhow::anyhow!("cannot open the database {shown}: no answer within {CONNECT_DEADLINE:?}")
+            anyhow::anyhow!(
+                "cannot open the database {shown}: no answer within {CONNECT_DEADLINE:?}"
+            )
         })?
         .map_err(|e| anyhow::anyhow!("cannot open the database {shown}: {e}"))?;
     Ok(db)

@@ -27,7 +27,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 false
             }
             Err(_) => {
-                tracing::warn!(?PROBE_TIMEOUT, "readyz: the database does not answer in time");
+                tracing::warn!(
+                    ?PROBE_TIMEOUT,
+                    "readyz: the database does not answer in time"
+                );
                 false
             }
         }
@@ -41,7 +44,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 false
             }
             Err(_) => {
-                tracing::warn!(?PROBE_TIMEOUT, "readyz: the object store does not answer in time");
+                tracing::warn!(
+                    ?PROBE_TIMEOUT,
+                    "readyz: the object store does not answer in time"
+                );
                 false
             }
         }

@@ -88,10 +88,7 @@ fn describe() {
         STATS_FAILED,
         "Statistics events lost because their batch failed"
     );
-    describe_gauge!(
-        CATALOG_GENERATION,
-        "Generation of the in-memory catalog"
-    );
+    describe_gauge!(CATALOG_GENERATION, "Generation of the in-memory catalog");
     describe_gauge!(CATALOG_DISTRIBUTIONS, "Distributions in the catalog");
     describe_gauge!(CATALOG_RELEASES, "Releases in the catalog");
     describe_gauge!(CATALOG_LICENSES, "Licenses in the catalog");
@@ -106,7 +103,10 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     observe_state(&state);
     handle.run_upkeep();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         handle.render(),
     )
 }
