@@ -390,6 +390,45 @@ async fn readyz_answers_when_database_and_storage_answer() {
     assert_eq!(text, "not ready: storage not answering");
 }
 
+#[tokio::test]
+async fn readyz_names_a_database_that_stopped_answering() {
+    let db = TempDatabase::create().await;
+    let server = TestServer::start_with(ServerOptions {
+        database_url: Some(db.url()),
+        ..Default::default()
+    })
+    .await;
+    let resp = server
+        .client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // The database is gone (its connections ended with it).
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-c"])
+        .arg(format!("DROP DATABASE {} WITH (FORCE)", db.name))
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resp = server
+        .client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "not ready: database not answering"
+    );
+}
+
 /// `vypusk` with `args` on a fresh data dir; its exit status, stderr and how long it took.
 fn run_vypusk(args: &[&str], env: &[(&str, &str)]) -> (bool, String, Duration) {
     let data = tempfile::tempdir().unwrap();
