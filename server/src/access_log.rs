@@ -119,6 +119,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let client = ClientAddr::from_parts(&parts, &state.trusted_proxies).0;
 
     let audit = if family == Family::Api
+        && route.is_some()
         && !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
     {
         let actor = AuditActor::default();
