@@ -15,7 +15,9 @@ pub fn init() -> WorkerGuard {
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(true)
         .thread_name("vypusk-log")
-        .finish(std::io::stderr());
+        // The writer thread flushes whenever it has written all it was sent: lines that pile
+        // up under load leave in one `write` instead of one each.
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
