@@ -272,7 +272,12 @@ impl FromRequestParts<AppState> for Caller {
         let credentials =
             Credentials::from_headers(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         let client = crate::client_addr::ClientAddr::from_parts(parts, &state.trusted_proxies).0;
-        authenticate(state, &credentials, client).await
+        let caller = authenticate(state, &credentials, client).await?;
+        // The audit line of this request names who it was (see `access_log`).
+        if let Some(actor) = parts.extensions.get::<crate::access_log::AuditActor>() {
+            actor.set(&caller);
+        }
+        Ok(caller)
     }
 }
 
@@ -292,7 +297,7 @@ pub async fn authenticate(
             let caller = api_key_caller(state, key).await;
             if caller.is_err() {
                 throttle.failed(None, client);
-                tracing::warn!(%client, "failed login with an unknown or revoked API key");
+                tracing::info!(target: "audit", %client, "failed login with an unknown or revoked API key");
             }
             caller
         }
@@ -305,7 +310,7 @@ pub async fn authenticate(
                 return Ok(Caller::Admin);
             }
             throttle.failed(Some(user), client);
-            tracing::warn!(%client, user = %crate::error::quote(user), "failed login");
+            tracing::info!(target: "audit", %client, user = %crate::error::quote(user), "failed login");
             Err(ApiError::unauthorized())
         }
     }

@@ -82,6 +82,14 @@ struct LicenseMaps {
     key_by_sha256: HashMap<String, String>,
 }
 
+/// Entries of the index, see [`Catalog::sizes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogSizes {
+    pub distributions: usize,
+    pub releases: usize,
+    pub licenses: usize,
+}
+
 /// Cheap to clone; all clones see the same index.
 #[derive(Clone, Default)]
 pub struct Catalog {
@@ -121,6 +129,22 @@ impl Catalog {
         let maps = self.licenses.read().expect("license index lock poisoned");
         let key = maps.key_by_sha256.get(hash)?;
         maps.by_key.get(key).cloned()
+    }
+
+    /// How much the index holds, for `/metrics` (issue 8, item 4). Counts published releases
+    /// of every distribution.
+    pub fn sizes(&self) -> CatalogSizes {
+        let snap = self.current();
+        CatalogSizes {
+            distributions: snap.by_id.len(),
+            releases: snap.by_id.values().map(|d| d.releases.len()).sum(),
+            licenses: self
+                .licenses
+                .read()
+                .expect("license index lock poisoned")
+                .by_key
+                .len(),
+        }
     }
 
     fn current(&self) -> Arc<Snapshot> {

@@ -53,6 +53,8 @@ pub struct Settings {
     pub blob_grace_secs: u64,
     /// Seconds between two sweeps for unreferenced blobs (fractions allowed).
     pub blob_sweep_interval_secs: f64,
+    /// Serve `GET /metrics` only on this address (e.g. 127.0.0.1:9090) instead of `listen`.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for Settings {
@@ -78,6 +80,7 @@ impl Default for Settings {
             max_connections: None,
             blob_grace_secs: 3600,
             blob_sweep_interval_secs: 600.0,
+            metrics_listen: None,
         }
     }
 }
@@ -234,11 +237,28 @@ impl Settings {
         if let Some(v) = get("VYPUSK_BLOB_SWEEP_INTERVAL_SECS") {
             self.blob_sweep_interval_secs = parse("VYPUSK_BLOB_SWEEP_INTERVAL_SECS", &v)?;
         }
+        if let Some(v) = get("VYPUSK_METRICS_LISTEN") {
+            self.metrics_listen = Some(v);
+        }
         Ok(())
     }
 
     fn validate(&self) -> Result<(), SettingsError> {
-        self.listen_addr()?;
+        let listen = self.listen_addr()?;
+        self.metrics_listen_addr()?;
+        // Issue 8, item 4: without `public_url` links would point at the listening address,
+        // which off loopback is an interface (or 0.0.0.0) clients may not reach.
+        if self.public_url.is_none() && !listen.ip().is_loopback() {
+            return Err(SettingsError::Value {
+                key: "public_url".into(),
+                why: format!(
+                    "listen = {listen} is not a loopback address, so public_url must be set \
+                     (VYPUSK_PUBLIC_URL or --public-url) to the base URL clients use, e.g. \
+                     https://updates.example.com; links are never built from the listening \
+                     address or a request's Host header"
+                ),
+            });
+        }
         self.prerelease_networks()?;
         self.trusted_proxies()?;
         if self.token_ttl_secs == 0 {
@@ -289,6 +309,19 @@ impl Settings {
             key: "listen".into(),
             why: format!("{:?} is not an address like 127.0.0.1:8080", self.listen),
         })
+    }
+
+    /// `metrics_listen` parsed; `None` serves `/metrics` on `listen`.
+    pub fn metrics_listen_addr(&self) -> Result<Option<SocketAddr>, SettingsError> {
+        self.metrics_listen
+            .as_deref()
+            .map(|v| {
+                v.parse().map_err(|_| SettingsError::Value {
+                    key: "metrics_listen".into(),
+                    why: format!("{v:?} is not an address like 127.0.0.1:9090"),
+                })
+            })
+            .transpose()
     }
 
     pub fn prerelease_networks(&self) -> Result<Vec<ipnet::IpNet>, SettingsError> {
@@ -431,6 +464,43 @@ mod tests {
                 "{key}=0"
             );
         }
+    }
+
+    #[test]
+    fn non_loopback_listen_needs_public_url() {
+        for listen in ["0.0.0.0:8080", "[::]:8080", "192.0.2.10:8080"] {
+            let env = |k: &str| (k == "VYPUSK_LISTEN").then(|| listen.to_owned());
+            let e = Settings::load(&SettingsFlags::default(), env).unwrap_err();
+            assert!(
+                e.to_string().contains("public_url must be set"),
+                "{listen}: {e}"
+            );
+        }
+        for listen in ["127.0.0.1:8080", "127.0.0.5:1", "[::1]:8080"] {
+            let env = |k: &str| (k == "VYPUSK_LISTEN").then(|| listen.to_owned());
+            assert!(
+                Settings::load(&SettingsFlags::default(), env).is_ok(),
+                "{listen}"
+            );
+        }
+        let env = |k: &str| match k {
+            "VYPUSK_LISTEN" => Some("0.0.0.0:8080".to_owned()),
+            "VYPUSK_PUBLIC_URL" => Some("https://updates.example.com".to_owned()),
+            _ => None,
+        };
+        assert!(Settings::load(&SettingsFlags::default(), env).is_ok());
+    }
+
+    #[test]
+    fn metrics_listen_from_env() {
+        let env = |k: &str| (k == "VYPUSK_METRICS_LISTEN").then(|| "127.0.0.1:9090".to_owned());
+        let s = Settings::load(&SettingsFlags::default(), env).unwrap();
+        assert_eq!(
+            s.metrics_listen_addr().unwrap(),
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
+        let env = |k: &str| (k == "VYPUSK_METRICS_LISTEN").then(|| "nine".to_owned());
+        assert!(Settings::load(&SettingsFlags::default(), env).is_err());
     }
 
     #[test]

@@ -12,11 +12,23 @@ use vypusk_migrations::{Migrator, MigratorTrait as _};
 use crate::auth::{ADMIN_USER, hash_password, random_alphanumeric};
 use crate::entities::admin_user;
 
+/// How long opening the database may take before startup fails (issue 8, item 4: a wrong URL
+/// or an unreachable server must not mean 30 s of silence).
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(4);
+
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let shown = redact_url(url);
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        // One plain connection first: the pool retries refused connections until its acquire
+        // timeout and then reports only the timeout, while this names the cause.
+        preflight_postgres(url)
+            .await
+            .map_err(|why| anyhow::anyhow!("cannot open the database {shown}: {why}"))?;
+    }
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(10))
+        .connect_timeout(CONNECT_DEADLINE)
         .acquire_timeout(Duration::from_secs(30));
     if url.starts_with("sqlite:") {
         // WAL lets readers proceed while one writer commits; a busy timeout instead of
@@ -28,10 +40,44 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .foreign_keys(true)
         });
     }
-    let db = Database::connect(options)
+    let db = tokio::time::timeout(CONNECT_DEADLINE, Database::connect(options))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "cannot open the database {shown}: no answer within {CONNECT_DEADLINE:?}"
+            )
+        })?
+        .map_err(|e| anyhow::anyhow!("cannot open the database {shown}: {e}"))?;
     Ok(db)
+}
+
+async fn preflight_postgres(url: &str) -> Result<(), String> {
+    use sea_orm::sqlx::Connection as _;
+    match tokio::time::timeout(
+        CONNECT_DEADLINE,
+        sea_orm::sqlx::postgres::PgConnection::connect(url),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {CONNECT_DEADLINE:?}")),
+    }
+}
+
+/// `url` with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
 }
 
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
@@ -125,4 +171,33 @@ pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
 pub async fn execute_unprepared(db: &DatabaseConnection, sql: &str) -> anyhow::Result<()> {
     db.execute_unprepared(sql).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://vypusk:s3cret@db.example:5432/vypusk"),
+            "postgres://vypusk:***@db.example:5432/vypusk"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1:1/x"),
+            "postgres://postgres@127.0.0.1:1/x"
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_database_fails_fast_naming_it() {
+        let started = std::time::Instant::now();
+        let e = connect("postgres://postgres:pw@127.0.0.1:1/x")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(started.elapsed() < Duration::from_secs(5), "{e}");
+        assert!(e.contains("postgres://postgres:***@127.0.0.1:1/x"), "{e}");
+        assert!(!e.contains("pw"), "{e}");
+    }
 }

@@ -3,7 +3,9 @@
 //! `launch` runs the server on a bound listener until `shutdown` resolves, so tests bind
 //! 127.0.0.1:0 and drive the real thing over HTTP.
 
+pub mod access_log;
 pub mod auth;
+pub mod backup;
 pub mod blobs;
 pub mod catalog;
 pub mod cli;
@@ -17,15 +19,19 @@ pub mod export;
 pub mod fsutil;
 pub mod http_server;
 pub mod licenses_csv;
+pub mod logging;
 pub mod ratelimit;
+pub mod readiness;
 pub mod recorder;
 pub mod routes;
 pub mod signing;
 pub mod state;
 pub mod stats;
+pub mod telemetry;
 pub mod tokens;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -104,6 +110,12 @@ pub async fn launch(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
+    // Before anything records a metric: until then the `metrics` facade discards them.
+    telemetry::handle();
+    let metrics_listener = match settings.metrics_listen_addr()? {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let (state, recorder_task) = open(&settings, settings.public_url_for(bound)).await?;
     if let Some(password) = db::ensure_admin(&state.db, settings.admin_password.as_deref()).await? {
         println!("Created the admin user. Its password, shown only this once: {password}");
@@ -113,6 +125,17 @@ pub async fn launch(
         state.storage.clone(),
         blobs::SweepOptions::from_settings(&settings),
     );
+    // `/metrics` only on `metrics_listen` when set; the router leaves it out then.
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            tracing::info!("metrics on http://{addr}/metrics");
+            println!("metrics on http://{addr}/metrics");
+            let app = routes::metrics_router().with_state(state.clone());
+            Some(tokio::spawn(axum::serve(listener, app).into_future()))
+        }
+        None => None,
+    };
     let app = routes::router(state);
     let limits = http_server::ConnectionLimits::from_settings(&settings);
     tracing::info!(?limits, "connection limits");
@@ -120,9 +143,28 @@ pub async fn launch(
         "at most {} open connections (open-file limit {})",
         limits.max_connections, limits.open_file_limit
     );
+    tracing::info!("vypusk {VERSION} listening on http://{bound}");
+    // Also on stdout: the test harness and scripts read this line.
     println!("vypusk {VERSION} listening on http://{bound}");
     http_server::serve(listener, app, limits, shutdown).await;
     sweeper.stop().await;
+    if let Some(task) = metrics_server {
+        task.abort();
+    }
     recorder_task.flush_and_stop().await;
     Ok(())
+}
+
+/// Binds `addr`, naming it in the error (issue 8, item 4: "cannot listen on 127.0.0.1:8080:
+/// address in use").
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "address in use".to_owned(),
+            std::io::ErrorKind::AddrNotAvailable => "no such local address".to_owned(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+            _ => e.to_string(),
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {why}")
+    })
 }

@@ -4,23 +4,11 @@ use clap::Parser;
 use vypusk_server::cli::{Cli, Command, admin, demo, publish};
 use vypusk_server::config::Settings;
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VYPUSK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("VYPUSK_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // Held to the end: dropping it writes the buffered log lines.
+    let _log = vypusk_server::logging::init();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -37,7 +25,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.settings, |k| std::env::var(k).ok())?;
     match cli.command {
         Command::Serve => {
-            let listener = tokio::net::TcpListener::bind(settings.listen_addr()?).await?;
+            let listener = vypusk_server::bind(settings.listen_addr()?).await?;
             vypusk_server::launch(settings, listener, shutdown_signal()).await
         }
         Command::Migrate => {
@@ -57,6 +45,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ApiKey { command } => admin::api_key(&settings, command).await,
         Command::License { command } => admin::license(&settings, command).await,
         Command::AdminPassword => admin::admin_password(&settings).await,
+        Command::Backup { dir } => vypusk_server::backup::backup(&settings, &dir).await,
+        Command::Restore { dir, force } => {
+            vypusk_server::backup::restore(&settings, &dir, force).await
+        }
         Command::Publish(_) => unreachable!("handled above"),
     }
 }

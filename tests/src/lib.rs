@@ -64,6 +64,8 @@ pub struct ServerOptions {
     pub database_url: Option<String>,
     /// Start the server with this `RLIMIT_NOFILE` (soft and hard), through `sh -c 'ulimit -n'`.
     pub open_file_limit: Option<u64>,
+    /// Write the server's stderr (its log) to this file instead of the test's stderr.
+    pub log_file: Option<PathBuf>,
 }
 
 /// A running `vypusk serve`. Killed on drop.
@@ -83,7 +85,11 @@ impl TestServer {
     }
 
     pub async fn start_with(options: ServerOptions) -> TestServer {
-        let data_dir = tempfile::tempdir().expect("temp dir");
+        TestServer::start_in(tempfile::tempdir().expect("temp dir"), options).await
+    }
+
+    /// Starts on an existing data directory (e.g. one restored from a backup).
+    pub async fn start_in(data_dir: tempfile::TempDir, options: ServerOptions) -> TestServer {
         let mut server = TestServer {
             base: String::new(),
             data_dir,
@@ -127,6 +133,14 @@ impl TestServer {
                 .env("VYPUSK_LOG", "warn")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit());
+            if let Some(path) = &options.log_file {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("log file");
+                cmd.stderr(file);
+            }
             if let Some(url) = &options.database_url {
                 cmd.env("VYPUSK_DATABASE_URL", url);
             }

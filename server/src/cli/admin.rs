@@ -68,6 +68,8 @@ pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Res
             anyhow::ensure!(!name.is_empty(), "--name must not be empty");
             let permissions = parse_permissions(&permissions)?;
             let (row, key) = api_keys::create_key(&db, name, &permissions).await?;
+            tracing::info!(target: "audit", actor = "cli", id = row.id, name = %crate::error::quote(&row.name),
+                permissions = %row.permissions, "API key created");
             println!(
                 "Created API key {} ({:?}, permissions: {}). The key, shown only this once:",
                 row.id, row.name, row.permissions
@@ -101,6 +103,7 @@ pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Res
         ApiKeyCommand::Revoke { id } => {
             let res = api_key::Entity::delete_by_id(id).exec(&db).await?;
             anyhow::ensure!(res.rows_affected > 0, "no API key with id {id}");
+            tracing::info!(target: "audit", actor = "cli", id, "API key revoked");
             println!("revoked API key {id}");
         }
     }
@@ -137,6 +140,8 @@ pub async fn license(settings: &Settings, command: LicenseCommand) -> anyhow::Re
             let db = open_db(settings).await?;
             let n = licenses::import(&db, &licenses).await?;
             let features: usize = licenses.iter().map(|l| l.features.len()).sum();
+            tracing::info!(target: "audit", actor = "cli", licenses = n, features,
+                file = %file.display(), "licenses imported");
             println!(
                 "imported {n} licenses with {features} features from {}",
                 file.display()

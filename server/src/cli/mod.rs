@@ -50,6 +50,19 @@ pub enum Command {
         #[command(subcommand)]
         command: admin::LicenseCommand,
     },
+    /// Copy a SQLite deployment (database, objects, keys) into DIR while the server runs.
+    Backup {
+        /// New or empty directory for the copy.
+        dir: PathBuf,
+    },
+    /// Restore a `vypusk backup` DIR into the (new or empty) data directory.
+    Restore {
+        /// A directory written by `vypusk backup`.
+        dir: PathBuf,
+        /// Replace the database, objects and keys of a data directory that is not empty.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Where a command's output files go, relative to the data directory.

@@ -38,8 +38,12 @@ pub fn router(state: AppState) -> Router {
             state.signer.clone(),
             crate::signing::sign_responses,
         ));
+    // Only one listener serves `/metrics`: `metrics_listen` when set (see `launch`).
+    let metrics_here = state.settings.metrics_listen.is_none();
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(crate::readiness::readyz))
+        .merge(metrics_here.then(metrics_router).unwrap_or_default())
         .merge(reports::router())
         // Before `signed` is merged: its routes have their own (signed) copy of this layer.
         .route_layer(middleware::from_fn_with_state(
@@ -48,8 +52,17 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(signed)
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Outermost: access line, metrics and audit see every answer as sent.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::access_log::observe,
+        ))
         .with_state(state)
+}
+
+/// `GET /metrics` alone, for the main router or the `metrics_listen` listener.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(crate::telemetry::render))
 }
 
 async fn healthz() -> &'static str {

@@ -1,0 +1,368 @@
+//! One access-log line per request, the per-request metrics, and audit lines for vendor
+//! actions (SPEC §8 Running; issue 8, item 4).
+//!
+//! - **Access line** (target `access`, INFO), written when the answer's body ends or is
+//!   dropped, so it has the bytes actually sent: method, the matched route *template*, status,
+//!   bytes, duration and client address. The raw path is never logged: download paths carry a
+//!   token, `getModuleFile` paths a license-key hash, and the query nothing we need. Lines go
+//!   through the non-blocking writer set up in [`crate::logging`].
+//! - **Metrics**: requests by route family and status and the time to the answer's head are
+//!   recorded when the head is ready (so a scrape right after an answer counts it); download
+//!   bytes when the body ends.
+//! - **Audit line** (target `audit`, INFO) for every changing vendor-API request: action
+//!   (method and route template), status, who ([`AuditActor`], filled by `auth`), client and
+//!   path parameters, license keys shown only as a short fingerprint.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use sha2::Digest;
+
+use crate::auth::Caller;
+use crate::client_addr::ClientAddr;
+use crate::state::AppState;
+use crate::telemetry;
+
+/// Route families of `vypusk_http_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// The client protocol's checks and hashes under `/releases/`.
+    Client,
+    /// `/releases/v1/files/…` and `getModuleFile`: file bytes.
+    Download,
+    Api,
+    Reports,
+    Other,
+}
+
+impl Family {
+    /// From the raw path (only compared, never logged): also right for requests no route
+    /// matched.
+    pub fn of(path: &str) -> Family {
+        if path.starts_with("/releases/v1/files/")
+            || path.starts_with("/releases/v1/1c/getModuleFile/")
+        {
+            Family::Download
+        } else if path.starts_with("/releases/") {
+            Family::Client
+        } else if path == "/api" || path.starts_with("/api/") {
+            Family::Api
+        } else if path == "/reports" || path.starts_with("/reports/") {
+            Family::Reports
+        } else {
+            Family::Other
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Client => "client",
+            Family::Download => "download",
+            Family::Api => "api",
+            Family::Reports => "reports",
+            Family::Other => "other",
+        }
+    }
+}
+
+/// Who made a vendor-API request, for its audit line; the authenticating extractor fills it.
+#[derive(Clone, Default)]
+pub struct AuditActor(Arc<OnceLock<String>>);
+
+impl AuditActor {
+    pub fn set(&self, caller: &Caller) {
+        let _ = self.0.set(match caller {
+            Caller::Admin => "admin".to_owned(),
+            Caller::ApiKey { id, .. } => format!("api-key:{id}"),
+        });
+    }
+
+    fn get(&self) -> &str {
+        self.0.get().map_or("-", String::as_str)
+    }
+}
+
+/// Update checks, counted in `vypusk_checks_total` when answered with 200.
+const CHECK_ROUTES: &[(&str, &str)] = &[
+    (
+        "/releases/v1/1c/getAvailableReleases",
+        "getAvailableReleases",
+    ),
+    ("/releases/v1/1c/getLatestRelease", "getLatestRelease"),
+    ("/releases/v1/1c/getModuleInfo", "getModuleInfo"),
+];
+
+const UPLOAD_ROUTES: &[&str] = &[
+    "/api/v1/releases/{id}/files/{name}",
+    "/api/v1/releases/{id}/files",
+];
+
+/// The middleware; outermost layer of the router, so it sees every answer as sent.
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let family = Family::of(request.uri().path());
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route_str = route.as_ref().map_or("-", MatchedPath::as_str);
+    let (mut parts, body) = request.into_parts();
+    let method = parts.method.clone();
+    let client = ClientAddr::from_parts(&parts, &state.trusted_proxies).0;
+
+    let audit = if family == Family::Api
+        && route.is_some()
+        && !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
+    {
+        let actor = AuditActor::default();
+        parts.extensions.insert(actor.clone());
+        let params = RawPathParams::from_request_parts(&mut parts, &state)
+            .await
+            .map(|p| audit_params(&p))
+            .unwrap_or_default();
+        Some((actor, params))
+    } else {
+        None
+    };
+    let uploaded = (method != Method::GET && UPLOAD_ROUTES.contains(&route_str))
+        .then(|| Arc::new(AtomicU64::new(0)));
+    let body = match &uploaded {
+        Some(counter) => Body::new(CountingBody {
+            inner: body,
+            counter: counter.clone(),
+        }),
+        None => body,
+    };
+
+    let response = next.run(Request::from_parts(parts, body)).await;
+    let status = response.status();
+
+    metrics::counter!(telemetry::HTTP_REQUESTS,
+        "family" => family.as_str(), "status" => status_label(status))
+    .increment(1);
+    metrics::histogram!(telemetry::HTTP_RESPONSE_TIME, "family" => family.as_str())
+        .record(started.elapsed().as_secs_f64());
+    if status == StatusCode::OK
+        && let Some((_, call)) = CHECK_ROUTES.iter().find(|(r, _)| *r == route_str)
+    {
+        metrics::counter!(telemetry::CHECKS, "call" => *call).increment(1);
+    }
+    if let Some(counter) = uploaded
+        && status.is_success()
+    {
+        metrics::counter!(telemetry::UPLOADS).increment(1);
+        metrics::counter!(telemetry::UPLOAD_BYTES).increment(counter.load(Ordering::Relaxed));
+    }
+    if let Some((actor, params)) = audit {
+        tracing::info!(
+            target: "audit",
+            action = %format_args!("{method} {route_str}"),
+            params = %params,
+            status = status.as_u16(),
+            actor = actor.get(),
+            client = %client,
+            "vendor action"
+        );
+    }
+
+    let counts_download =
+        family == Family::Download && method == Method::GET && status.is_success();
+    let (head, body) = response.into_parts();
+    let finish = Finish {
+        method,
+        route,
+        status,
+        client,
+        started,
+        counts_download,
+    };
+    Response::from_parts(
+        head,
+        Body::new(LoggedBody {
+            inner: body,
+            sent: 0,
+            finish: Some(finish),
+        }),
+    )
+}
+
+/// A status as a label without allocating for the usual ones.
+fn status_label(status: StatusCode) -> metrics::SharedString {
+    match status.as_u16() {
+        200 => "200".into(),
+        201 => "201".into(),
+        204 => "204".into(),
+        206 => "206".into(),
+        302 => "302".into(),
+        304 => "304".into(),
+        400 => "400".into(),
+        401 => "401".into(),
+        403 => "403".into(),
+        404 => "404".into(),
+        429 => "429".into(),
+        other => other.to_string().into(),
+    }
+}
+
+/// `name=value` pairs of the path; a license key appears as `key_sha256=` and 12 hex digits.
+fn audit_params(params: &RawPathParams) -> String {
+    let mut out = String::new();
+    for (name, value) in params {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if name == "key" {
+            let digest = hex::encode(sha2::Sha256::digest(value.as_bytes()));
+            out.push_str("key_sha256=");
+            out.push_str(&digest[..12]);
+        } else {
+            out.push_str(name);
+            out.push('=');
+            out.push_str(&crate::error::quote(value));
+        }
+    }
+    out
+}
+
+/// What the access line needs once the body is done.
+struct Finish {
+    method: Method,
+    route: Option<MatchedPath>,
+    status: StatusCode,
+    client: IpAddr,
+    started: Instant,
+    counts_download: bool,
+}
+
+impl Finish {
+    fn log(self, bytes: u64) {
+        if self.counts_download {
+            metrics::counter!(telemetry::DOWNLOADS).increment(1);
+            metrics::counter!(telemetry::DOWNLOAD_BYTES).increment(bytes);
+        }
+        tracing::info!(
+            target: "access",
+            method = %self.method,
+            route = self.route.as_ref().map_or("-", MatchedPath::as_str),
+            status = self.status.as_u16(),
+            bytes,
+            duration_ms = %format_args!("{:.3}", self.started.elapsed().as_secs_f64() * 1000.0),
+            client = %self.client,
+        );
+    }
+}
+
+/// The answer's body, counting the bytes sent; logs when it ends or is dropped (client gone).
+struct LoggedBody {
+    inner: Body,
+    sent: u64,
+    finish: Option<Finish>,
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+            }
+            None => {
+                if let Some(finish) = this.finish.take() {
+                    finish.log(this.sent);
+                }
+            }
+            Some(Err(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(finish) = self.finish.take() {
+            finish.log(self.sent);
+        }
+    }
+}
+
+/// An upload's request body, counting the bytes the handler read.
+struct CountingBody {
+    inner: Body,
+    counter: Arc<AtomicU64>,
+}
+
+impl HttpBody for CountingBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            self.counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families() {
+        assert_eq!(
+            Family::of("/releases/v1/files/TOKEN/a.cfe"),
+            Family::Download
+        );
+        assert_eq!(
+            Family::of("/releases/v1/1c/getModuleFile/T/latest/abc"),
+            Family::Download
+        );
+        assert_eq!(
+            Family::of("/releases/v1/1c/getAvailableReleases"),
+            Family::Client
+        );
+        assert_eq!(Family::of("/api/v1/licenses"), Family::Api);
+        assert_eq!(Family::of("/apiary"), Family::Other);
+        assert_eq!(Family::of("/reports/login"), Family::Reports);
+        assert_eq!(Family::of("/metrics"), Family::Other);
+    }
+}
