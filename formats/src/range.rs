@@ -11,19 +11,28 @@ pub enum RangeRequest {
     Unsatisfiable,
 }
 
-/// One `bytes=` range against a file of `size` bytes.
+/// Optional whitespace of RFC 9110 §5.6.3: spaces and tabs only.
+const OWS: [char; 2] = [' ', '\t'];
+
+/// One `bytes=` range against a file of `size` bytes. Positions are ASCII digits only
+/// (RFC 9110 §14.1.1 `1*DIGIT`): `u64::from_str` alone would also take a sign.
 pub fn parse_range(spec: &str, size: u64) -> RangeRequest {
-    let Some(ranges) = spec.trim().strip_prefix("bytes=") else {
+    let Some(ranges) = spec.trim_matches(OWS).strip_prefix("bytes=") else {
         return RangeRequest::Ignored;
     };
     if ranges.contains(',') {
         return RangeRequest::Ignored;
     }
-    let Some((start, end)) = ranges.trim().split_once('-') else {
+    let Some((start, end)) = ranges.trim_matches(OWS).split_once('-') else {
         return RangeRequest::Ignored;
     };
-    let (start, end) = (start.trim(), end.trim());
-    let parse = |s: &str| s.parse::<u64>().ok();
+    let (start, end) = (start.trim_matches(OWS), end.trim_matches(OWS));
+    let parse = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
     match (start.is_empty(), end.is_empty()) {
         // bytes=-N: the last N bytes
         (true, false) => match parse(end) {
@@ -75,5 +84,19 @@ mod tests {
         assert_eq!(parse_range("bytes=5-1", 1000), Ignored);
         assert_eq!(parse_range("bytes=x-1", 1000), Ignored);
         assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(parse_range(" bytes= 0 - 99\t", 1000), Satisfiable(0..100));
+    }
+
+    /// Found by the `range` fuzz target: whitespace other than SP/HTAB and signed numbers
+    /// were taken as parts of a range.
+    #[test]
+    fn positions_are_digits_between_spaces_and_tabs() {
+        use RangeRequest::*;
+        assert_eq!(parse_range("bytes=\r-9 ", 1000), Ignored);
+        assert_eq!(parse_range("bytes=\u{a0}0-9", 1000), Ignored);
+        assert_eq!(parse_range("\u{2003}bytes=0-9", 1000), Ignored);
+        assert_eq!(parse_range("bytes=+5-10", 1000), Ignored);
+        assert_eq!(parse_range("bytes=5-+10", 1000), Ignored);
+        assert_eq!(parse_range("bytes=-+5", 1000), Ignored);
     }
 }
