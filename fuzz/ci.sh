@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds every fuzz target and runs each for FUZZ_SECONDS (default 30) on a scratch copy of its
-# committed corpus, one target at a time with one job. Prints each target's executions (a target
-# that returns early shows as a low count) and exits non-zero on a crash, a timeout, an
-# out-of-memory or a target that barely ran. Artifacts of a failure land in fuzz/artifacts/.
+# committed corpus, one job per target, FUZZ_JOBS targets at a time (default 1). Prints each
+# target's executions (a target that returns early shows as a low count) and exits non-zero on
+# a crash, a timeout, an out-of-memory or a target that barely ran. Artifacts of a failure land in fuzz/artifacts/.
 # See fuzz/README.md.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,13 +27,12 @@ cargo fuzz build "${FLAGS[@]}"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-failed=()
-printf '%-22s %8s %12s %8s  %s\n' target seconds executions corpus result
-for target in "${targets[@]}"; do
+
+# Runs one target; leaves its table row in $scratch/<target>.row and its log beside it.
+run_target() {
+    local target=$1 log="$scratch/$1.log" status=0 executions corpus result
     mkdir -p "$scratch/$target"
     cp -r "corpus/$target/." "$scratch/$target/"
-    log="$scratch/$target.log"
-    status=0
     cargo fuzz run "${FLAGS[@]}" "$target" "$scratch/$target" -- \
         -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 >"$log" 2>&1 || status=$?
@@ -49,10 +48,25 @@ for target in "${targets[@]}"; do
     elif [ "$executions" -lt "$MIN_EXECUTIONS" ]; then
         result="FAILED (fewer than $MIN_EXECUTIONS executions)"
     fi
-    printf '%-22s %8s %12s %8s  %s\n' "$target" "$FUZZ_SECONDS" "$executions" "$corpus" "$result"
-    if [ "$result" != ok ]; then
+    printf '%-22s %8s %12s %8s  %s\n' "$target" "$FUZZ_SECONDS" "$executions" "$corpus" "$result" \
+        >"$scratch/$target.row"
+}
+
+# FUZZ_JOBS targets at a time (default 1: the machine may be shared; CI alone can use 2).
+for target in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "${FUZZ_JOBS:-1}" ]; do wait -n || true; done
+    run_target "$target" &
+done
+wait
+
+failed=()
+printf '%-22s %8s %12s %8s  %s\n' target seconds executions corpus result
+for target in "${targets[@]}"; do
+    cat "$scratch/$target.row"
+    if ! grep -q ' ok$' "$scratch/$target.row"; then
         failed+=("$target")
-        grep -E -A 30 'panicked|ERROR: libFuzzer|SUMMARY|deadly signal' "$log" | head -n 60 >&2 || tail -n 40 "$log" >&2
+        grep -E -A 30 'panicked|ERROR: libFuzzer|SUMMARY|deadly signal' "$scratch/$target.log" | head -n 60 >&2 \
+            || tail -n 40 "$scratch/$target.log" >&2
     fi
 done
 if [ ${#failed[@]} -gt 0 ]; then
