@@ -157,8 +157,8 @@ impl<'a> CheckRequestBody<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, BodyError> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         match serde_json::from_slice::<Outcome<'a>>(bytes) {
-            Ok(Outcome::Object(body)) => Ok(body),
-            Ok(Outcome::NotAnObject) => Err(BodyError::NotAnObject),
+            Ok(Outcome(Some(body))) => Ok(body),
+            Ok(Outcome(None)) => Err(BodyError::NotAnObject),
             Err(e) => Err(BodyError::Malformed(e)),
         }
     }
@@ -240,10 +240,8 @@ fn flag_text(s: &str) -> Option<bool> {
 // takes, so numbers, escapes and nesting are checked exactly as before and malformed bodies
 // get the same messages.
 
-enum Outcome<'a> {
-    Object(CheckRequestBody<'a>),
-    NotAnObject,
-}
+/// The body, or `None` for valid JSON that is not an object.
+struct Outcome<'a>(Option<CheckRequestBody<'a>>);
 
 impl<'de> Deserialize<'de> for Outcome<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -277,31 +275,31 @@ impl<'de> Visitor<'de> for BodyVisitor {
                 }
             }
         }
-        Ok(Outcome::Object(body))
+        Ok(Outcome(Some(body)))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         drain_seq(seq)?;
-        Ok(Outcome::NotAnObject)
+        Ok(Outcome(None))
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Outcome::NotAnObject)
+        Ok(Outcome(None))
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Outcome::NotAnObject)
+        Ok(Outcome(None))
     }
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Outcome::NotAnObject)
+        Ok(Outcome(None))
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Outcome::NotAnObject)
+        Ok(Outcome(None))
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Outcome::NotAnObject)
+        Ok(Outcome(None))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Outcome::NotAnObject)
+        Ok(Outcome(None))
     }
 }
 
