@@ -53,7 +53,10 @@ mod reference {
         }
     }
 
-    pub fn text_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, String> {
+    pub fn text_field<'a>(
+        body: &'a Map<String, Value>,
+        key: &str,
+    ) -> Result<Option<&'a str>, String> {
         match body.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.trim())),

@@ -51,7 +51,10 @@ fuzz_target!(|input: Input| {
         if let Ok(changed) = String::from_utf8(changed) {
             let verdict = token::verify(secret, &changed, i64::MIN);
             assert!(
-                matches!(verdict, Err(TokenError::BadSignature | TokenError::Malformed)),
+                matches!(
+                    verdict,
+                    Err(TokenError::BadSignature | TokenError::Malformed)
+                ),
                 "{issued} changed at {at} to {changed}: {verdict:?}"
             );
         }

@@ -32,13 +32,19 @@ fuzz_target!(|input: Input| {
         Spec::Raw(text) => (text, None),
         Spec::Single { first, last } => {
             let show = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
-            (format!("bytes={}-{}", show(first), show(last)), Some((first, last)))
+            (
+                format!("bytes={}-{}", show(first), show(last)),
+                Some((first, last)),
+            )
         }
     };
     let answer = parse_range(&spec, size);
     match &answer {
         RangeRequest::Satisfiable(r) => {
-            assert!(r.start < r.end && r.end <= size, "{spec:?} size {size}: {r:?}");
+            assert!(
+                r.start < r.end && r.end <= size,
+                "{spec:?} size {size}: {r:?}"
+            );
             let digits = spec.trim().strip_prefix("bytes=").expect("a bytes= range");
             assert!(
                 digits
@@ -48,7 +54,10 @@ fuzz_target!(|input: Input| {
             );
         }
         RangeRequest::Unsatisfiable => {
-            assert!(spec.trim().starts_with("bytes="), "{spec:?}: 416 for a non-byte range");
+            assert!(
+                spec.trim().starts_with("bytes="),
+                "{spec:?}: 416 for a non-byte range"
+            );
         }
         RangeRequest::Ignored => {}
     }

@@ -67,7 +67,11 @@ fn check_pair(scheme: VersionScheme, a: &Version, ta: &str, b: &Version, tb: &st
     }
     if scheme == VersionScheme::OneC {
         let (ra, rb) = (reference_1c(ta).unwrap(), reference_1c(tb).unwrap());
-        assert_eq!(a.cmp(b), reference_cmp(&ra, &rb), "{ta:?} {tb:?}: numeric order");
+        assert_eq!(
+            a.cmp(b),
+            reference_cmp(&ra, &rb),
+            "{ta:?} {tb:?}: numeric order"
+        );
     }
 }
 
@@ -83,10 +87,9 @@ fn reference_1c(text: &str) -> Option<Vec<u64>> {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
                 return None;
             }
-            let value = p
-                .trim_start_matches('0')
-                .bytes()
-                .try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
+            let value = p.trim_start_matches('0').bytes().try_fold(0u64, |n, d| {
+                n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+            })?;
             (value <= u64::from(u32::MAX)).then_some(value)
         })
         .collect()
