@@ -1,51 +1,15 @@
 //! Download tokens (SPEC §4.6): HMAC-SHA256-signed, expiring capabilities naming a file, the
 //! license (if any), whether to count the download, and the check that issued them (for
 //! statistics). The token is `base64url(payload).base64url(mac)`; the secret lives in the data
-//! directory.
+//! directory. The codec is `vypusk_formats::token` (fuzzed alone); this signer holds the secret
+//! and the lifetime.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use hmac::{Hmac, KeyInit, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+pub use vypusk_formats::token::{DownloadGrant, TokenError};
 
 pub const SECRET_FILE: &str = "token-secret";
 /// Expiry is rounded up to this step so identical checks within it give identical answers,
 /// whose signatures the signer then caches.
 const EXPIRY_STEP_SECS: i64 = 60;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DownloadGrant {
-    /// Distribution id.
-    pub d: i32,
-    /// File id.
-    pub f: i32,
-    /// License key, when the distribution is paid.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub k: Option<String>,
-    /// Count this download (`COUNT_DOWNLOADS=Y`).
-    #[serde(default)]
-    pub c: bool,
-    /// Expiry, unix seconds.
-    pub e: i64,
-    /// The check's CONF, CONF_VERSION and INSTALLED_VERSION, for statistics.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub conf: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub cv: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub iv: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error("the download link is malformed")]
-    Malformed,
-    #[error("the download link's signature is not valid")]
-    BadSignature,
-    #[error("the download link has expired; ask for releases again")]
-    Expired,
-}
 
 #[derive(Clone)]
 pub struct TokenSigner {
@@ -72,39 +36,19 @@ impl TokenSigner {
     }
 
     pub fn issue(&self, grant: &DownloadGrant) -> String {
-        let payload = serde_json::to_vec(grant).expect("grant serializes");
-        let payload = B64.encode(payload);
-        let mac = self.mac(payload.as_bytes());
-        format!("{payload}.{}", B64.encode(mac))
+        vypusk_formats::token::encode(&self.secret, grant)
     }
 
     pub fn verify(&self, token: &str, now: i64) -> Result<DownloadGrant, TokenError> {
-        let (payload, mac) = token.split_once('.').ok_or(TokenError::Malformed)?;
-        let mac = B64.decode(mac).map_err(|_| TokenError::Malformed)?;
-        let mut check = Hmac::<Sha256>::new_from_slice(&self.secret).expect("any key length");
-        check.update(payload.as_bytes());
-        check
-            .verify_slice(&mac)
-            .map_err(|_| TokenError::BadSignature)?;
-        let bytes = B64.decode(payload).map_err(|_| TokenError::Malformed)?;
-        let grant: DownloadGrant =
-            serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
-        if grant.e < now {
-            return Err(TokenError::Expired);
-        }
-        Ok(grant)
-    }
-
-    fn mac(&self, payload: &[u8]) -> Vec<u8> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("any key length");
-        mac.update(payload);
-        mac.finalize().into_bytes().to_vec()
+        vypusk_formats::token::verify(&self.secret, token, now)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
     fn grant(e: i64) -> DownloadGrant {
         DownloadGrant {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::SecondsFormat;
-use serde_json::{Map, Value};
+use vypusk_formats::CheckRequestBody;
 use vypusk_protocol::Version;
 use vypusk_protocol::wire::{
     Compatibility, ExtensionHashResponse, Module, ModuleFile, ModuleInfo, ModuleInfoRelease,
@@ -19,9 +19,9 @@ use vypusk_protocol::wire::{
 
 use crate::catalog::{Distribution, Release};
 use crate::client_addr::ClientAddr;
+use crate::domain::LicenseKey;
 use crate::domain::licensing::{self, LicenseView, Standing};
 use crate::domain::selection::{self, CheckContext, Offer};
-use crate::domain::{LicenseKey, parse_flag};
 use crate::error::{ClientError, quote};
 use crate::routes::files::{CountedDownload, serve_file};
 use crate::state::AppState;
@@ -68,8 +68,9 @@ async fn signing_key(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// A JSON object body; every way of getting it wrong is a 400 (or 413) in the client shape.
-pub struct ClientBody(pub Map<String, Value>);
+/// A JSON object body (`vypusk_formats::check_request`); every way of getting it wrong is a 400
+/// (or 413) in the client shape.
+pub struct ClientBody(pub CheckRequestBody<'static>);
 
 impl<S: Send + Sync> FromRequest<S> for ClientBody {
     type Rejection = ClientError;
@@ -85,37 +86,32 @@ impl<S: Send + Sync> FromRequest<S> for ClientBody {
                 ClientError::bad_request(format!("cannot read the request body: {e}"))
             }
         })?;
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(ClientBody(map)),
-            Ok(_) => Err(ClientError::bad_request(
-                "the request body must be a JSON object",
-            )),
-            Err(e) => Err(ClientError::bad_request(format!("malformed JSON: {e}"))),
-        }
+        CheckRequestBody::parse(&bytes)
+            .map(|body| ClientBody(body.into_owned()))
+            .map_err(|e| ClientError::bad_request(e.to_string()))
     }
 }
 
 /// A string field of the request: absent and `null` are `None`, other types are an error.
-fn text_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ClientError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim())),
-        Some(_) => Err(ClientError::bad_request(format!("{key} must be a string"))),
-    }
+fn text_field<'a>(
+    body: &'a CheckRequestBody<'_>,
+    key: &str,
+) -> Result<Option<&'a str>, ClientError> {
+    body.text(key)
+        .map_err(|e| ClientError::bad_request(e.to_string()))
 }
 
-fn required_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<&'a str, ClientError> {
-    text_field(body, key)?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ClientError::bad_request(format!("{key} is required")))
+fn required_field<'a>(
+    body: &'a CheckRequestBody<'_>,
+    key: &'static str,
+) -> Result<&'a str, ClientError> {
+    body.required(key)
+        .map_err(|e| ClientError::bad_request(e.to_string()))
 }
 
-fn flag_field(body: &Map<String, Value>, key: &str) -> Result<bool, ClientError> {
-    match body.get(key) {
-        None => Ok(false),
-        Some(v) => parse_flag(v)
-            .ok_or_else(|| ClientError::bad_request(format!("{key} must be \"Y\" or \"N\""))),
-    }
+fn flag_field(body: &CheckRequestBody<'_>, key: &str) -> Result<bool, ClientError> {
+    body.flag(key)
+        .map_err(|e| ClientError::bad_request(e.to_string()))
 }
 
 /// Rule 1: an unknown or unpublished distribution is a 400.
@@ -189,7 +185,11 @@ struct CheckRequest {
 }
 
 impl CheckRequest {
-    fn parse(state: &AppState, body: &Map<String, Value>, ip: IpAddr) -> Result<Self, ClientError> {
+    fn parse(
+        state: &AppState,
+        body: &CheckRequestBody<'_>,
+        ip: IpAddr,
+    ) -> Result<Self, ClientError> {
         let code = required_field(body, "TYPE")?;
         let dist = published_distribution(state, code)?;
         let installed_text = text_field(body, "INSTALLED_VERSION")?

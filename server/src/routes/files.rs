@@ -2,8 +2,6 @@
 //! file answer shared with `getModuleFile`: ranges, validators, and bounded memory whatever
 //! the file size.
 
-use std::ops::Range;
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -21,6 +19,8 @@ use crate::error::ClientError;
 use crate::recorder::Recorder;
 use crate::state::AppState;
 use crate::stats::capture::DownloadEvent;
+
+pub use vypusk_formats::range::{RangeRequest, parse_range};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/files/{token}/{name}", get(download))
@@ -303,79 +303,9 @@ fn content_disposition(name: &str) -> HeaderValue {
     ))
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum RangeRequest {
-    Satisfiable(Range<u64>),
-    /// Malformed or multi-range: answered with the whole file, as RFC 9110 allows.
-    Ignored,
-    Unsatisfiable,
-}
-
-/// One `bytes=` range against a file of `size` bytes.
-pub fn parse_range(spec: &str, size: u64) -> RangeRequest {
-    let Some(ranges) = spec.trim().strip_prefix("bytes=") else {
-        return RangeRequest::Ignored;
-    };
-    if ranges.contains(',') {
-        return RangeRequest::Ignored;
-    }
-    let Some((start, end)) = ranges.trim().split_once('-') else {
-        return RangeRequest::Ignored;
-    };
-    let (start, end) = (start.trim(), end.trim());
-    let parse = |s: &str| s.parse::<u64>().ok();
-    match (start.is_empty(), end.is_empty()) {
-        // bytes=-N: the last N bytes
-        (true, false) => match parse(end) {
-            Some(0) => RangeRequest::Unsatisfiable,
-            Some(n) if size > 0 => RangeRequest::Satisfiable(size.saturating_sub(n)..size),
-            Some(_) => RangeRequest::Unsatisfiable,
-            None => RangeRequest::Ignored,
-        },
-        (false, _) => {
-            let Some(first) = parse(start) else {
-                return RangeRequest::Ignored;
-            };
-            if first >= size {
-                return RangeRequest::Unsatisfiable;
-            }
-            let last = if end.is_empty() {
-                Some(size.saturating_sub(1))
-            } else {
-                parse(end)
-            };
-            let Some(last) = last else {
-                return RangeRequest::Ignored;
-            };
-            if last < first {
-                return RangeRequest::Ignored;
-            }
-            RangeRequest::Satisfiable(first..last.min(size - 1) + 1)
-        }
-        (true, true) => RangeRequest::Ignored,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranges() {
-        use RangeRequest::*;
-        assert_eq!(parse_range("bytes=0-99", 1000), Satisfiable(0..100));
-        assert_eq!(parse_range("bytes=900-", 1000), Satisfiable(900..1000));
-        assert_eq!(parse_range("bytes=-100", 1000), Satisfiable(900..1000));
-        assert_eq!(parse_range("bytes=-5000", 1000), Satisfiable(0..1000));
-        assert_eq!(parse_range("bytes=990-2000", 1000), Satisfiable(990..1000));
-        assert_eq!(parse_range("bytes=1000-", 1000), Unsatisfiable);
-        assert_eq!(parse_range("bytes=-0", 1000), Unsatisfiable);
-        assert_eq!(parse_range("bytes=0-1,5-6", 1000), Ignored);
-        assert_eq!(parse_range("items=0-1", 1000), Ignored);
-        assert_eq!(parse_range("bytes=5-1", 1000), Ignored);
-        assert_eq!(parse_range("bytes=x-1", 1000), Ignored);
-        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
-    }
 
     #[test]
     fn dispositions_are_valid_headers() {
