@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_core;
 mod m20261122_000002_stats;
 mod m20261130_000003_semver_precedence;
+mod m20261130_100001_cluster;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_core::Migration),
             Box::new(m20261122_000002_stats::Migration),
             Box::new(m20261130_000003_semver_precedence::Migration),
+            Box::new(m20261130_100001_cluster::Migration),
         ]
     }
 }

@@ -176,6 +176,10 @@ async fn write(db: &DatabaseConnection, batch: &mut Vec<Event>, salt: &[u8], cou
     }
 }
 
+/// Key of the PostgreSQL advisory lock under which batches with downloads are written (any
+/// fixed number, distinct from the migration lock's).
+const DOWNLOAD_BATCH_LOCK_KEY: i64 = 0x7679_7075_736c;
+
 /// Writes one batch: raw rows and roll-up deltas in one transaction.
 pub async fn write_batch(
     db: &DatabaseConnection,
@@ -193,6 +197,18 @@ pub async fn write_batch(
     let mut plan = Plan::default();
     rollup::plan_checks(&mut plan, checks, salt);
     let txn = db.begin().await?;
+    if !downloads.is_empty() && db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Instances sharing the database (issue 8, item 3) take turns with downloads: a
+        // download begun on one and resumed on another reaches both recorders, and two batches
+        // reading "not counted yet" at once would both count it. Held until commit; SQLite
+        // has one writer at a time already.
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [DOWNLOAD_BATCH_LOCK_KEY.into()],
+        ))
+        .await?;
+    }
     let known = known_downloads(&txn, &downloads).await?;
     rollup::plan_downloads(&mut plan, downloads, known);
     apply(&txn, plan).await?;

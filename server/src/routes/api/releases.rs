@@ -26,6 +26,7 @@ use super::common::{self, ApiPath};
 use super::{ApiJson, ApiQuery, distributions};
 use crate::auth::{Authorized, need};
 use crate::catalog::{STATUS_DRAFT, STATUS_PUBLISHED, STATUS_YANKED};
+use crate::catalog_sync::{self, Change};
 use crate::entities::{compatibility, distribution, file, release, release_metadata};
 use crate::error::{ApiError, quote};
 use crate::state::AppState;
@@ -401,6 +402,7 @@ async fn create(
         })
     })?;
     write_compat_and_meta(&txn, row.id, Some(&compat), Some(&input.metadata)).await?;
+    catalog_sync::record(&txn, Change::Distribution(dist.id)).await?;
     txn.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -530,6 +532,7 @@ async fn update(
         })
     })?;
     write_compat_and_meta(&txn, id, compat.as_deref(), input.metadata.as_ref()).await?;
+    catalog_sync::record(&txn, Change::Distribution(dist.id)).await?;
     txn.commit().await?;
     refresh(&state, dist.id).await?;
     Ok(Json(one_json(&state.db, id).await?))
@@ -542,6 +545,7 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let txn = state.db.begin().await?;
     lock_draft(&txn, id, "it can be deleted").await?;
+    let distribution_id = find(&txn, id).await?.distribution_id;
     let files = file::Entity::find()
         .filter(file::Column::ReleaseId.eq(id))
         .all(&txn)
@@ -552,6 +556,7 @@ async fn remove(
         .await?;
     write_compat_and_meta(&txn, id, Some(&[]), Some(&BTreeMap::new())).await?;
     release::Entity::delete_by_id(id).exec(&txn).await?;
+    catalog_sync::record(&txn, Change::Distribution(distribution_id)).await?;
     txn.commit().await?;
     common::remove_unreferenced_blobs(
         &state.db,
@@ -595,6 +600,7 @@ async fn publish(
         ));
     }
     let r = find(&txn, id).await?;
+    catalog_sync::record(&txn, Change::Distribution(r.distribution_id)).await?;
     txn.commit().await?;
     refresh(&state, r.distribution_id).await?;
     Ok(Json(one_json(&state.db, id).await?))
@@ -633,6 +639,7 @@ async fn yank(
         }));
     }
     let r = find(&txn, id).await?;
+    catalog_sync::record(&txn, Change::Distribution(r.distribution_id)).await?;
     txn.commit().await?;
     refresh(&state, r.distribution_id).await?;
     Ok(Json(one_json(&state.db, id).await?))
@@ -762,6 +769,8 @@ async fn record_files(
         .order_by_asc(file::Column::Id)
         .all(&txn)
         .await?;
+    let distribution_id = find(&txn, id).await?.distribution_id;
+    catalog_sync::record(&txn, Change::Distribution(distribution_id)).await?;
     txn.commit().await?;
     Ok((rows, replaced))
 }
@@ -955,6 +964,8 @@ async fn delete_file(
         .ok_or_else(|| ApiError::not_found(format!("release {id} has no file {name:?}")))?;
     file::Entity::delete_by_id(row.id).exec(&txn).await?;
     set_main(&txn, id, None).await?;
+    let distribution_id = find(&txn, id).await?.distribution_id;
+    catalog_sync::record(&txn, Change::Distribution(distribution_id)).await?;
     txn.commit().await?;
     common::remove_unreferenced_blobs(&state.db, &state.storage, [row.sha256]).await;
     Ok(StatusCode::NO_CONTENT)
