@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_core;
 mod m20261122_000002_stats;
 mod m20261130_000003_semver_precedence;
+mod m20261130_100001_cluster;
 mod m20261201_000001_blobs;
 
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_stats::Migration),
             Box::new(m20261130_000003_semver_precedence::Migration),
             Box::new(m20261201_000001_blobs::Migration),
+            Box::new(m20261130_100001_cluster::Migration),
         ]
     }
 }

@@ -1,8 +1,11 @@
 //! The in-memory index the client protocol reads: published releases of every distribution
 //! with their compatibility, metadata and files, and every license. The vendor API refreshes
-//! one distribution (or one license) after each change, so the check path runs no SQL.
+//! one distribution (or one license) after each change, so the check path runs no SQL. Changes
+//! made elsewhere (other instances, the CLI) arrive through `catalog_sync`; the catalog's
+//! generation says up to which change it reflects the database.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -97,13 +100,33 @@ pub struct Catalog {
     licenses: Arc<RwLock<LicenseMaps>>,
     /// Serializes refreshes so two writers never publish a stale snapshot over a newer one.
     refresh: Arc<tokio::sync::Mutex<()>>,
+    /// The database's catalog generation this index reflects (see `catalog_sync`).
+    generation: Arc<AtomicU64>,
 }
 
 impl Catalog {
     pub async fn load(db: &DatabaseConnection) -> Result<Catalog, DbErr> {
         let catalog = Catalog::default();
+        // Read before loading: a change committed meanwhile is applied again by the next
+        // catch-up, never missed.
+        let generation = crate::catalog_sync::current_generation(db).await?;
         catalog.reload_all(db).await?;
+        catalog.set_generation(generation);
         Ok(catalog)
+    }
+
+    /// The catalog generation (count of recorded changes) this index has caught up with.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_generation(&self, generation: u64) {
+        self.generation.store(generation, Ordering::Release);
+    }
+
+    /// Moves the generation forward only, so a slow catch-up never moves it back.
+    pub(crate) fn advance_generation(&self, generation: u64) {
+        self.generation.fetch_max(generation, Ordering::AcqRel);
     }
 
     pub fn distribution(&self, code: &str) -> Option<Arc<Distribution>> {
@@ -225,6 +248,7 @@ impl Catalog {
 
     /// Re-reads one license by key (or drops it when it no longer exists).
     pub async fn refresh_license(&self, db: &DatabaseConnection, key: &str) -> Result<(), DbErr> {
+        let _guard = self.refresh.lock().await;
         let row = license::Entity::find()
             .filter(license::Column::Key.eq(key))
             .one(db)

@@ -55,6 +55,25 @@ pub struct Settings {
     pub blob_sweep_interval_secs: f64,
     /// Serve `GET /metrics` only on this address (e.g. 127.0.0.1:9090) instead of `listen`.
     pub metrics_listen: Option<String>,
+    /// PEM private key (PKCS#8 or PKCS#1 RSA) that signs answers, instead of the one the
+    /// instances keep in the database; it must equal the database's once that has one (see
+    /// `identity`).
+    pub signing_key_file: Option<PathBuf>,
+    /// File whose bytes (at least 32) are the download-token secret, instead of the database's.
+    pub token_secret_file: Option<PathBuf>,
+    /// The download-token secret itself (at least 32 bytes), usually from `VYPUSK_TOKEN_SECRET`.
+    pub token_secret: Option<SecretText>,
+}
+
+/// A secret from the configuration: never shown by `Debug`, so settings can be logged.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(…)")
+    }
 }
 
 impl Default for Settings {
@@ -81,6 +100,9 @@ impl Default for Settings {
             blob_grace_secs: 3600,
             blob_sweep_interval_secs: 600.0,
             metrics_listen: None,
+            signing_key_file: None,
+            token_secret_file: None,
+            token_secret: None,
         }
     }
 }
@@ -239,6 +261,15 @@ impl Settings {
         }
         if let Some(v) = get("VYPUSK_METRICS_LISTEN") {
             self.metrics_listen = Some(v);
+        }
+        if let Some(v) = get("VYPUSK_SIGNING_KEY_FILE") {
+            self.signing_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("VYPUSK_TOKEN_SECRET_FILE") {
+            self.token_secret_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("VYPUSK_TOKEN_SECRET") {
+            self.token_secret = Some(SecretText(v));
         }
         Ok(())
     }

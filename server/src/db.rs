@@ -80,10 +80,42 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Key of the PostgreSQL advisory lock held while migrating (any fixed number; this one is
+/// "vypusk" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x7679_7075_736b;
+
+/// Applies pending migrations. Instances starting together on one PostgreSQL database take
+/// turns (issue 8, item 2): the first migrates, the others wait on an advisory lock and then
+/// find nothing left to do. SQLite has one writer at a time already.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
-    Migrator::up(db, None)
+    let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("database migration failed: {e}");
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Migrator::up(db, None).await.map_err(|e| failed(&e));
+    }
+    // A session-level advisory lock belongs to one connection, so one connection of the pool
+    // is held for the whole run; the migrations use others. Should this process die, its
+    // session ends and PostgreSQL releases the lock.
+    use sea_orm::sqlx;
+    let mut holder = db
+        .get_postgres_connection_pool()
+        .acquire()
         .await
-        .map_err(|e| anyhow::anyhow!("database migration failed: {e}"))
+        .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut *holder)
+        .await
+        .map_err(|e| failed(&e))?;
+    let result = Migrator::up(db, None).await.map_err(|e| failed(&e));
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .execute(&mut *holder)
+        .await;
+    if unlocked.is_err() {
+        // Closing the session is what releases the lock then.
+        drop(holder.detach());
+    }
+    result
 }
 
 pub fn kind(db: &DatabaseConnection) -> &'static str {
@@ -115,15 +147,20 @@ pub async fn ensure_admin(
         let password = password.clone();
         tokio::task::spawn_blocking(move || hash_password(&password)).await?
     };
-    admin_user::ActiveModel {
+    let inserted = admin_user::ActiveModel {
         username: Set(ADMIN_USER.to_owned()),
         password_hash: Set(hash),
         created_at: Set(chrono::Utc::now()),
         ..Default::default()
     }
     .insert(db)
-    .await?;
-    Ok(generated.then_some(password))
+    .await;
+    match inserted {
+        Ok(_) => Ok(generated.then_some(password)),
+        // Another instance starting at the same moment created it first; its password holds.
+        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Sets the admin's password (creating the admin if needed). Servers on the same database

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod backup;
 pub mod blobs;
 pub mod catalog;
+pub mod catalog_sync;
 pub mod cli;
 pub mod client_addr;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod export;
 pub mod fsutil;
 pub mod http_server;
+pub mod identity;
 pub mod licenses_csv;
 pub mod logging;
 pub mod ratelimit;
@@ -59,20 +61,12 @@ pub async fn open(
         Ok(n) => tracing::info!(removed = n, "removed leftovers of interrupted uploads"),
         Err(e) => tracing::warn!(error = %e, "cannot clean interrupted uploads"),
     }
-    let signer = Arc::new(signing::Signer::load_or_create(&settings.data_dir)?);
-    let secret =
-        fsutil::read_or_create_secret(&settings.data_dir.join(tokens::SECRET_FILE), || {
-            let mut secret = vec![0u8; 32];
-            rand::Rng::fill(&mut rand::rng(), &mut secret[..]);
-            secret
-        })?;
+    // Shared by every instance on this database (issue 8, item 2).
+    let identity = identity::load(&db, settings).await?;
+    let signer = Arc::new(identity.signer);
+    let secret = identity.token_secret;
+    let salt = identity.stats_salt;
     let catalog = catalog::Catalog::load(&db).await?;
-    let salt =
-        fsutil::read_or_create_secret(&settings.data_dir.join(stats::capture::SALT_FILE), || {
-            let mut salt = vec![0u8; 32];
-            rand::Rng::fill(&mut rand::rng(), &mut salt[..]);
-            salt
-        })?;
     let (stats, recorder_task) = recorder::Recorder::start(
         db.clone(),
         recorder::RecorderOptions {
@@ -136,6 +130,8 @@ pub async fn launch(
         }
         None => None,
     };
+    // Changes made by other instances and by the CLI reach this one's catalog (issue 8, item 3).
+    let catalog_sync = catalog_sync::CatalogSync::start(state.db.clone(), state.catalog.clone());
     let app = routes::router(state);
     let limits = http_server::ConnectionLimits::from_settings(&settings);
     tracing::info!(?limits, "connection limits");
@@ -151,6 +147,7 @@ pub async fn launch(
     if let Some(task) = metrics_server {
         task.abort();
     }
+    catalog_sync.stop().await;
     recorder_task.flush_and_stop().await;
     Ok(())
 }

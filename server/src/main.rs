@@ -37,9 +37,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo => demo::run(&settings).await,
         Command::SigningKey => {
+            // The key the instances on this database share (created if this is the first).
             std::fs::create_dir_all(&settings.data_dir)?;
-            let signer = vypusk_server::signing::Signer::load_or_create(&settings.data_dir)?;
-            print!("{}", signer.public_key_pem());
+            let db = vypusk_server::db::connect(&settings.database_url()).await?;
+            vypusk_server::db::migrate(&db).await?;
+            let identity = vypusk_server::identity::load(&db, &settings).await?;
+            print!("{}", identity.signer.public_key_pem());
             Ok(())
         }
         Command::ApiKey { command } => admin::api_key(&settings, command).await,

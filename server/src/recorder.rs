@@ -176,6 +176,10 @@ async fn write(db: &DatabaseConnection, batch: &mut Vec<Event>, salt: &[u8], cou
     }
 }
 
+/// Key of the PostgreSQL advisory lock under which batches with downloads are written (any
+/// fixed number, distinct from the migration lock's).
+const DOWNLOAD_BATCH_LOCK_KEY: i64 = 0x7679_7075_736c;
+
 /// Writes one batch: raw rows and roll-up deltas in one transaction.
 pub async fn write_batch(
     db: &DatabaseConnection,
@@ -193,6 +197,18 @@ pub async fn write_batch(
     let mut plan = Plan::default();
     rollup::plan_checks(&mut plan, checks, salt);
     let txn = db.begin().await?;
+    if !downloads.is_empty() && db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Instances sharing the database (issue 8, item 3) take turns with downloads: a
+        // download begun on one and resumed on another reaches both recorders, and two batches
+        // reading "not counted yet" at once would both count it. Held until commit; SQLite
+        // has one writer at a time already.
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [DOWNLOAD_BATCH_LOCK_KEY.into()],
+        ))
+        .await?;
+    }
     let known = known_downloads(&txn, &downloads).await?;
     rollup::plan_downloads(&mut plan, downloads, known);
     apply(&txn, plan).await?;
@@ -602,5 +618,95 @@ mod tests {
         let a = raw.iter().find(|r| r.dedup_key == "a").unwrap();
         assert_eq!((a.bytes, a.completed), (2000, true));
         assert_eq!(check_event::Entity::find().all(&db).await.unwrap().len(), 2);
+    }
+
+    /// Two instances' recorders on one PostgreSQL database (issue 8, item 3): each round, a
+    /// download begins on one and is resumed on the other while both write their batches at
+    /// the same moment. Every download counts once and every check and byte adds up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_recorders_on_postgresql_add_up_exactly() {
+        use sea_orm::ConnectionTrait;
+        const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+        let admin = Database::connect(ADMIN_URL).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL must run at 127.0.0.1:5432 (scripts/test-all.sh starts it): {e}")
+        });
+        let name = format!(
+            "vypusk_recorders_{}",
+            hex::encode(rand::random::<[u8; 6]>())
+        );
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        let a = crate::db::connect(&url).await.unwrap();
+        crate::db::migrate(&a).await.unwrap();
+        let b = crate::db::connect(&url).await.unwrap();
+
+        const ROUNDS: usize = 20;
+        const CHECKS_PER_BATCH: usize = 5;
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let writer = |db: DatabaseConnection, first_part: bool| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                for round in 0..ROUNDS {
+                    let key = format!("download-{round}");
+                    let mut events: Vec<Event> = (0..CHECKS_PER_BATCH)
+                        .map(|_| Event::Check(check()))
+                        .collect();
+                    events.push(Event::Download(if first_part {
+                        download(&key, 400, false)
+                    } else {
+                        download(&key, 600, true)
+                    }));
+                    barrier.wait().await;
+                    write_batch(&db, events, b"salt").await.unwrap();
+                }
+            })
+        };
+        let (ra, rb) = tokio::join!(writer(a.clone(), true), writer(b.clone(), false));
+        ra.unwrap();
+        rb.unwrap();
+
+        let today = chrono::Utc::now().date_naive();
+        let filter = Filter {
+            from: today,
+            to: today,
+            distribution_id: Some(1),
+            release_id: None,
+        };
+        let table = query::downloads(&a, &filter, GroupBy::Day).await.unwrap();
+        let counted = (
+            table.total("downloads"),
+            table.total("completed"),
+            table.total("bytes"),
+        );
+        let checks: i64 = a
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT CAST(SUM(checks) AS BIGINT) AS n FROM stats_daily_checks",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "n")
+            .unwrap();
+        let raw = download_event::Entity::find().all(&a).await.unwrap();
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+        let _ = admin
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await;
+
+        assert_eq!(
+            counted,
+            (ROUNDS as i64, ROUNDS as i64, ROUNDS as i64 * 1000)
+        );
+        assert_eq!(checks, (2 * ROUNDS * CHECKS_PER_BATCH) as i64);
+        assert_eq!(raw.len(), ROUNDS);
+        assert!(
+            raw.iter().all(|r| r.bytes == 1000 && r.completed),
+            "{raw:?}"
+        );
     }
 }

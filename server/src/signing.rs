@@ -1,5 +1,6 @@
-//! Signed answers (SPEC §4.7): the RSA-2048 key pair in the data directory and the middleware
-//! that signs every JSON answer under `/releases/` and `/api/`.
+//! Signed answers (SPEC §4.7): the RSA-2048 key pair and the middleware that signs every JSON
+//! answer under `/releases/` and `/api/`. Where the key pair comes from (the database, shared by
+//! every instance, or the operator's file) is `identity`'s business (SPEC §8, issue 8).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,35 +32,55 @@ pub struct Signer {
 }
 
 impl Signer {
-    /// Loads the key pair from `data_dir`, creating it (private key mode 0600) on first start.
-    pub fn load_or_create(data_dir: &Path) -> anyhow::Result<Signer> {
-        let private_path = data_dir.join(PRIVATE_KEY_FILE);
-        let key = if private_path.exists() {
-            let text = std::fs::read_to_string(&private_path)?;
-            let pem = pem::parse(text)?;
-            KeyPair::from_pkcs8(pem.contents())
-                .map_err(|e| anyhow::anyhow!("{}: {e}", private_path.display()))?
-        } else {
-            let key = KeyPair::generate(KeySize::Rsa2048)
-                .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
-            let der = key
-                .as_der()
-                .map_err(|_| anyhow::anyhow!("cannot encode the private key"))?;
-            let text = pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()));
-            crate::fsutil::write_private(&private_path, text.as_bytes())?;
-            key
-        };
+    /// A new RSA-2048 key pair.
+    pub fn generate() -> anyhow::Result<Signer> {
+        let key = KeyPair::generate(KeySize::Rsa2048)
+            .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+        Signer::from_key(key)
+    }
+
+    /// A private key as PEM: PKCS#8 (`PRIVATE KEY`, what vypusk writes and `openssl genpkey`
+    /// makes) or PKCS#1 (`RSA PRIVATE KEY`).
+    pub fn from_private_pem(text: &str) -> anyhow::Result<Signer> {
+        let pem = pem::parse(text).map_err(|_| anyhow::anyhow!("not a PEM private key"))?;
+        let key = match pem.tag() {
+            "PRIVATE KEY" => KeyPair::from_pkcs8(pem.contents()),
+            "RSA PRIVATE KEY" => KeyPair::from_der(pem.contents()),
+            other => anyhow::bail!("a PEM {other:?} is not an RSA private key"),
+        }
+        .map_err(|e| anyhow::anyhow!("not a usable RSA private key: {e}"))?;
+        Signer::from_key(key)
+    }
+
+    fn from_key(key: KeyPair) -> anyhow::Result<Signer> {
         let spki = key
             .public_key()
             .as_der()
             .map_err(|_| anyhow::anyhow!("cannot encode the public key"))?;
         let public_pem = pem::encode(&pem::Pem::new("PUBLIC KEY", spki.as_ref().to_vec()));
-        std::fs::write(data_dir.join(PUBLIC_KEY_FILE), &public_pem)?;
         Ok(Signer {
             key,
             public_pem,
             cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The private key as PKCS#8 PEM, for keeping it in the database.
+    pub fn private_key_pem(&self) -> anyhow::Result<String> {
+        let der = self
+            .key
+            .as_der()
+            .map_err(|_| anyhow::anyhow!("cannot encode the private key"))?;
+        Ok(pem::encode(&pem::Pem::new(
+            "PRIVATE KEY",
+            der.as_ref().to_vec(),
+        )))
+    }
+
+    /// Writes the public key to `data_dir/signing-key.pub.pem`, where the demo and operators
+    /// pick it up for clients to pin.
+    pub fn write_public_key(&self, data_dir: &Path) -> std::io::Result<()> {
+        std::fs::write(data_dir.join(PUBLIC_KEY_FILE), &self.public_pem)
     }
 
     pub fn public_key_pem(&self) -> &str {
@@ -152,8 +173,7 @@ mod tests {
 
     #[test]
     fn signatures_verify_with_the_published_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let signer = Signer::load_or_create(dir.path()).unwrap();
+        let signer = Signer::generate().unwrap();
         let public = PublicKey::from_pem(signer.public_key_pem()).unwrap();
         let sig = signer.sign(b"query-1", b"{\"a\":1}");
         public.verify(b"query-1", b"{\"a\":1}", &sig).unwrap();
@@ -163,17 +183,10 @@ mod tests {
         public.verify(b"", b"body", &cached).unwrap();
         assert_eq!(signer.sign_cached(b"body"), cached);
 
-        // The same key comes back after a restart; the private key is owner-only.
-        let again = Signer::load_or_create(dir.path()).unwrap();
+        // The stored form gives back the same key.
+        let again = Signer::from_private_pem(&signer.private_key_pem().unwrap()).unwrap();
         assert_eq!(again.public_key_pem(), signer.public_key_pem());
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(PRIVATE_KEY_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        assert!(Signer::from_private_pem(signer.public_key_pem()).is_err());
+        assert!(Signer::from_private_pem("not pem").is_err());
     }
 }

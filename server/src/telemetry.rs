@@ -142,9 +142,7 @@ fn observe_state(state: &AppState) {
     metrics::gauge!(DB_POOL_IDLE).set(idle as f64);
 }
 
-/// HOOK (issue 8, item 3): the catalog's generation number. The catalog has none yet; once
-/// `Catalog::generation()` exists, return `Some(catalog.generation())` here and
-/// `vypusk_catalog_generation` appears in `/metrics`.
-fn catalog_generation(_catalog: &Catalog) -> Option<u64> {
-    None
+/// The catalog's generation number (bumped by every change, see `catalog_sync`).
+fn catalog_generation(catalog: &Catalog) -> Option<u64> {
+    Some(catalog.generation())
 }

@@ -101,8 +101,10 @@ pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Res
             }
         }
         ApiKeyCommand::Revoke { id } => {
-            let res = api_key::Entity::delete_by_id(id).exec(&db).await?;
-            anyhow::ensure!(res.rows_affected > 0, "no API key with id {id}");
+            anyhow::ensure!(
+                api_keys::revoke_key(&db, id).await?,
+                "no API key with id {id}"
+            );
             tracing::info!(target: "audit", actor = "cli", id, "API key revoked");
             println!("revoked API key {id}");
         }
@@ -146,9 +148,7 @@ pub async fn license(settings: &Settings, command: LicenseCommand) -> anyhow::Re
                 "imported {n} licenses with {features} features from {}",
                 file.display()
             );
-            println!(
-                "A running server sees them after a restart; POST /api/v1/licenses/import applies them at once."
-            );
+            println!("Running servers on this database apply them within a second.");
         }
     }
     Ok(())

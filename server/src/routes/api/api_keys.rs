@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, Order, PaginatorTrait, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, Order, PaginatorTrait, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::common::{self, ApiPath};
 use super::{ApiJson, ApiQuery, Page};
 use crate::auth::{self, Authorized, Permission, need};
+use crate::catalog_sync::{self, Change};
 use crate::entities::api_key;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -47,8 +48,9 @@ pub fn to_json(k: &api_key::Model) -> Value {
 }
 
 /// Stores a new key and returns its row and the key itself (the only time it exists in clear).
-pub async fn create_key<C: ConnectionTrait>(
-    db: &C,
+/// Used by the API and by `vypusk api-key create`.
+pub async fn create_key(
+    db: &DatabaseConnection,
     name: &str,
     permissions: &[Permission],
 ) -> Result<(api_key::Model, String), DbErr> {
@@ -59,6 +61,7 @@ pub async fn create_key<C: ConnectionTrait>(
             unique.push(*p);
         }
     }
+    let txn = db.begin().await?;
     let row = api_key::ActiveModel {
         name: Set(name.to_owned()),
         prefix: Set(key.chars().take(PREFIX_LEN).collect()),
@@ -68,9 +71,23 @@ pub async fn create_key<C: ConnectionTrait>(
         last_used_at: Set(None),
         ..Default::default()
     }
-    .insert(db)
+    .insert(&txn)
     .await?;
+    catalog_sync::record(&txn, Change::ApiKey(row.id)).await?;
+    txn.commit().await?;
     Ok((row, key))
+}
+
+/// Deletes key `id`; false when there is none. Used by the API and by `vypusk api-key revoke`.
+pub async fn revoke_key(db: &DatabaseConnection, id: i32) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    let res = api_key::Entity::delete_by_id(id).exec(&txn).await?;
+    if res.rows_affected == 0 {
+        return Ok(false);
+    }
+    catalog_sync::record(&txn, Change::ApiKey(id)).await?;
+    txn.commit().await?;
+    Ok(true)
 }
 
 async fn create(
@@ -124,8 +141,7 @@ async fn remove(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<StatusCode, ApiError> {
-    let res = api_key::Entity::delete_by_id(id).exec(&state.db).await?;
-    if res.rows_affected == 0 {
+    if !revoke_key(&state.db, id).await? {
         return Err(ApiError::not_found(format!("API key {id} not found")));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -16,6 +16,7 @@ use super::common::{self, ApiPath};
 use super::{ApiJson, ApiQuery, Page};
 use crate::auth::{Authorized, need};
 use crate::catalog::STATUS_PUBLISHED;
+use crate::catalog_sync::{self, Change};
 use crate::domain::DistributionCode;
 use crate::entities::{compatibility, distribution, file, release, release_metadata};
 use crate::error::ApiError;
@@ -146,6 +147,7 @@ async fn create(
     let code = DistributionCode::parse(code).map_err(ApiError::bad_request)?;
     let v = input.validate()?;
     let now = chrono::Utc::now();
+    let txn = state.db.begin().await?;
     let row = distribution::ActiveModel {
         code: Set(code.as_str().to_owned()),
         name: Set(v.name),
@@ -162,13 +164,15 @@ async fn create(
         updated_at: Set(now),
         ..Default::default()
     }
-    .insert(&state.db)
+    .insert(&txn)
     .await
     .map_err(|e| {
         common::conflict_on_unique(e, || {
             format!("distribution {:?} already exists", code.as_str())
         })
     })?;
+    catalog_sync::record(&txn, Change::Distribution(row.id)).await?;
+    txn.commit().await?;
     state
         .catalog
         .refresh_distribution(&state.db, row.id)
@@ -260,6 +264,7 @@ async fn update(
     }
     row.updated_at = Set(chrono::Utc::now());
     let row = row.update(&txn).await?;
+    catalog_sync::record(&txn, Change::Distribution(row.id)).await?;
     txn.commit().await?;
     state
         .catalog
@@ -314,6 +319,7 @@ async fn remove(
         .exec(&txn)
         .await?;
     crate::blobs::release(&txn, &sha256s, chrono::Utc::now()).await?;
+    catalog_sync::record(&txn, Change::Distribution(existing.id)).await?;
     txn.commit().await?;
     state
         .catalog

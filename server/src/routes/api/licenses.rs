@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use super::common::{self, ApiPath};
 use super::{ApiJson, ApiQuery};
 use crate::auth::{Authorized, need};
+use crate::catalog_sync::{self, Change};
 use crate::entities::{license, license_feature};
 use crate::error::ApiError;
 use crate::licenses_csv::{self, FeatureData, LicenseData};
@@ -257,6 +258,7 @@ pub async fn import(db: &DatabaseConnection, licenses: &[LicenseData]) -> Result
         }
     }
     insert_features(&txn, features).await?;
+    catalog_sync::record(&txn, Change::AllLicenses).await?;
     txn.commit().await?;
     Ok(licenses.len())
 }
@@ -289,6 +291,7 @@ async fn create(
         common::conflict_on_unique(e, || format!("license {:?} already exists", data.key))
     })?;
     insert_features(&txn, feature_rows(row.id, &data)).await?;
+    catalog_sync::record(&txn, Change::License(&data.key)).await?;
     txn.commit().await?;
     state.catalog.refresh_license(&state.db, &data.key).await?;
     Ok((
@@ -390,6 +393,7 @@ async fn update(
         .exec(&txn)
         .await?;
     insert_features(&txn, feature_rows(existing.id, &data)).await?;
+    catalog_sync::record(&txn, Change::License(&key)).await?;
     txn.commit().await?;
     state.catalog.refresh_license(&state.db, &key).await?;
     Ok(Json(one_json(&state.db, &key).await?))
@@ -411,6 +415,7 @@ async fn remove(
     license::Entity::delete_by_id(existing.id)
         .exec(&txn)
         .await?;
+    catalog_sync::record(&txn, Change::License(&key)).await?;
     txn.commit().await?;
     state.catalog.refresh_license(&state.db, &key).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -27,6 +27,7 @@ use super::{ApiJson, ApiQuery, distributions};
 use crate::auth::{Authorized, need};
 use crate::blobs;
 use crate::catalog::{STATUS_DRAFT, STATUS_PUBLISHED, STATUS_YANKED};
+use crate::catalog_sync::{self, Change};
 use crate::entities::{compatibility, distribution, file, release, release_metadata};
 use crate::error::{ApiError, quote};
 use crate::state::AppState;
@@ -402,6 +403,7 @@ async fn create(
         })
     })?;
     write_compat_and_meta(&txn, row.id, Some(&compat), Some(&input.metadata)).await?;
+    catalog_sync::record(&txn, Change::Distribution(dist.id)).await?;
     txn.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -531,6 +533,7 @@ async fn update(
         })
     })?;
     write_compat_and_meta(&txn, id, compat.as_deref(), input.metadata.as_ref()).await?;
+    catalog_sync::record(&txn, Change::Distribution(dist.id)).await?;
     txn.commit().await?;
     refresh(&state, dist.id).await?;
     Ok(Json(one_json(&state.db, id).await?))
@@ -543,6 +546,7 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let txn = state.db.begin().await?;
     lock_draft(&txn, id, "it can be deleted").await?;
+    let distribution_id = find(&txn, id).await?.distribution_id;
     let files = file::Entity::find()
         .filter(file::Column::ReleaseId.eq(id))
         .all(&txn)
@@ -554,6 +558,7 @@ async fn remove(
     write_compat_and_meta(&txn, id, Some(&[]), Some(&BTreeMap::new())).await?;
     release::Entity::delete_by_id(id).exec(&txn).await?;
     blobs::release(&txn, files.iter().map(|f| &f.sha256), Utc::now()).await?;
+    catalog_sync::record(&txn, Change::Distribution(distribution_id)).await?;
     txn.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -591,6 +596,7 @@ async fn publish(
         ));
     }
     let r = find(&txn, id).await?;
+    catalog_sync::record(&txn, Change::Distribution(r.distribution_id)).await?;
     txn.commit().await?;
     refresh(&state, r.distribution_id).await?;
     Ok(Json(one_json(&state.db, id).await?))
@@ -629,6 +635,7 @@ async fn yank(
         }));
     }
     let r = find(&txn, id).await?;
+    catalog_sync::record(&txn, Change::Distribution(r.distribution_id)).await?;
     txn.commit().await?;
     refresh(&state, r.distribution_id).await?;
     Ok(Json(one_json(&state.db, id).await?))
@@ -787,6 +794,8 @@ pub(crate) async fn record_files(
     for (_, staged) in uploads {
         staged.publish().await.map_err(storage_error)?;
     }
+    let distribution_id = find(&txn, id).await?.distribution_id;
+    catalog_sync::record(&txn, Change::Distribution(distribution_id)).await?;
     txn.commit().await?;
     Ok(rows)
 }
@@ -966,6 +975,8 @@ pub(crate) async fn remove_file(
     file::Entity::delete_by_id(row.id).exec(&txn).await?;
     set_main(&txn, id, None).await?;
     blobs::release(&txn, [&row.sha256], Utc::now()).await?;
+    let distribution_id = find(&txn, id).await?.distribution_id;
+    catalog_sync::record(&txn, Change::Distribution(distribution_id)).await?;
     txn.commit().await?;
     Ok(())
 }
