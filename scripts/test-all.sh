@@ -74,11 +74,9 @@ cargo build --workspace --bins
 cargo test --workspace -- --include-ignored
 stages_passed=$((stages_passed + 1))
 
-if [ -x fuzz/ci.sh ]; then
-    say "fuzz targets, 30 s each on the committed corpora"
-    bash fuzz/ci.sh
-    stages_passed=$((stages_passed + 1))
-fi
+say "fuzz targets, 30 s each on the committed corpora, two at a time"
+FUZZ_JOBS="${FUZZ_JOBS:-2}" bash fuzz/ci.sh
+stages_passed=$((stages_passed + 1))
 
 # The short crash loop (the 100-kill run is in bench/RESULTS.md): SIGKILL 10 times under
 # concurrent uploads, publishes, deletes and CSV imports, checks after each restart. It prints
