@@ -70,7 +70,7 @@ export VYPUSK_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
 export VYPUSK_TEST_S3_ROOT="$S3_ROOT"
 
 say "workspace tests (the S3 tests included)"
-cargo build --workspace --bins
+cargo build --workspace --all-targets
 cargo test --workspace -- --include-ignored
 stages_passed=$((stages_passed + 1))
 
