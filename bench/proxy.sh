@@ -80,6 +80,7 @@ python3 "$here/seed.py" seed --url "http://$a" --password "$password" --out "$tm
     --dists "$BENCH_DISTS" --releases "$BENCH_RELEASES" --licenses "$BENCH_LICENSES" >/dev/null
 python3 "$here/seed.py" checks --url "http://$a" --out "$tmp" --count "$BENCH_CHECK_BODIES" >/dev/null
 # B answers the same bodies once it has caught up with A's catalog (within a second).
+mkdir -p "$tmp/b" && cp "$tmp/catalog.json" "$tmp/b/"
 python3 "$here/seed.py" checks --url "http://$b" --out "$tmp/b" --count "$BENCH_CHECK_BODIES" >/dev/null
 
 nginx_conf() { # nginx_conf PORT UPSTREAM...: the guide's site over plain HTTP
