@@ -390,14 +390,27 @@ async fn two_instances_behind_nginx_agree_on_catalog_identity_and_statistics() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let base = stats(
-        &b,
-        &format!("/api/v1/stats/installed-base?distribution={FREE}"),
-    )
-    .await;
     // 127.0.0.1 (this test, directly to both instances), 127.0.0.3 and 127.0.0.4 (behind
-    // nginx, spread over both).
-    assert_eq!(base["totals"]["installations"], 3, "{base}");
+    // nginx, spread over both). An empty queue does not mean the last batch is committed:
+    // poll, bounded, until the check events are in too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let base = stats(
+            &b,
+            &format!("/api/v1/stats/installed-base?distribution={FREE}"),
+        )
+        .await;
+        let installations = base["totals"]["installations"].as_i64().unwrap_or(0);
+        assert!(installations <= 3, "installations counted twice: {base}");
+        if installations == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "installed base never reached 3: {base}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let by_b = stats(
         &b,
         &format!("/api/v1/stats/downloads?distribution={FREE}&group_by=distribution"),
