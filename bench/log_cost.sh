@@ -16,10 +16,9 @@ die() { log "error: $*"; exit 1; }
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/vypusk-log-cost.XXXXXX")"
-pid=""
 cleanup() {
     local rc=$?
-    [[ -n "$pid" ]] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+    [[ -s "$tmp/pid" ]] && kill "$(cat "$tmp/pid")" 2>/dev/null || true
     rm -rf "$tmp"
     exit $rc
 }
@@ -31,9 +30,11 @@ cp "$root/target/release/vypusk" "$tmp/vypusk"
 password="bench-$RANDOM$RANDOM"
 
 start() { # start LOG_LEVEL: runs vypusk on the seeded data dir, prints its address
+    # (called in $(…), a subshell: the pid goes through a file)
+    rm -f "$tmp/out"
     VYPUSK_ADMIN_PASSWORD="$password" VYPUSK_LOG="$1" "$tmp/vypusk" --data-dir "$tmp/data" \
         --listen 127.0.0.1:0 serve >"$tmp/out" 2>"$tmp/err-$1" &
-    pid=$!
+    echo $! >"$tmp/pid"
     local addr=""
     for _ in $(seq 1 300); do
         addr="$(grep -o 'listening on http://[0-9.:]*' "$tmp/out" 2>/dev/null | sed 's|listening on ||' || true)"
@@ -43,7 +44,13 @@ start() { # start LOG_LEVEL: runs vypusk on the seeded data dir, prints its addr
     [[ -n "$addr" ]] || die "vypusk did not start"
     echo "$addr"
 }
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
+stop() { # SIGTERM and wait until the process is gone
+    local pid
+    pid="$(cat "$tmp/pid")"
+    kill "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    : >"$tmp/pid"
+}
 
 url="$(start info)"
 python3 "$here/seed.py" seed --url "$url" --password "$password" --out "$tmp" \
