@@ -127,6 +127,9 @@ pub fn connection_builder() -> http1::Builder {
     let mut builder = http1::Builder::new();
     // `ConnectionTask::run` times heads; see the module documentation.
     builder.header_read_timeout(None);
+    // A BSL client's `Ответ.Заголовки` is a case-sensitive map: `Licence-Signature`, not
+    // `licence-signature`, is the name seed 000 documents (SPEC §4.1, issue 9).
+    builder.title_case_headers(true);
     builder
 }
 

@@ -125,6 +125,9 @@ impl Signer {
     }
 }
 
+/// The content type of every JSON answer under `/releases/` and `/api/`.
+pub const JSON_UTF8: &str = "application/json; charset=utf-8";
+
 /// Signs JSON answers; passes every other answer (file downloads) through untouched.
 pub async fn sign_responses(
     State(signer): State<Arc<Signer>>,
@@ -146,6 +149,11 @@ pub async fn sign_responses(
     if !is_json {
         return Response::from_parts(parts, body);
     }
+    // 1C's `ПолучитьТелоКакСтроку()` without an encoding reads the charset from here
+    // (SPEC §4.1): without it every Cyrillic name and changelog is garbled.
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
     let bytes = match to_bytes(body, MAX_SIGNED_BODY).await {
         Ok(b) => b,
         Err(e) => {
