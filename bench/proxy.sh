@@ -38,8 +38,11 @@ db="vypusk_bench_$RANDOM$RANDOM"
 pids=()
 cleanup() {
     local rc=$?
+    [[ -f "$tmp/pids" ]] && pids+=($(cat "$tmp/pids"))
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    done
     psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$tmp"
     exit $rc
@@ -57,10 +60,11 @@ mkdir -p "$tmp/objects"
 password="bench-$RANDOM$RANDOM"
 
 start_instance() { # start_instance NAME: prints the instance's host:port
+    # (called in $(…), a subshell: the pid reaches cleanup through a file)
     local name=$1
     VYPUSK_ADMIN_PASSWORD="$password" VYPUSK_LOG=warn "$tmp/vypusk" --data-dir "$tmp/$name" \
         --listen 127.0.0.1:0 serve >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    pids+=($!)
+    echo $! >>"$tmp/pids"
     local pid=$! addr=""
     for _ in $(seq 1 300); do
         addr="$(grep -o 'listening on http://[0-9.:]*' "$tmp/$name.out" 2>/dev/null | sed 's|listening on http://||' || true)"
