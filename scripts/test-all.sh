@@ -71,7 +71,7 @@ export VYPUSK_TEST_S3_ROOT="$S3_ROOT"
 
 say "workspace tests (the S3 tests included)"
 cargo build --workspace --all-targets
-cargo test --workspace -- --include-ignored
+cargo test --workspace
 stages_passed=$((stages_passed + 1))
 
 say "fuzz targets, 30 s each on the committed corpora, two at a time"

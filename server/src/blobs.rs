@@ -72,23 +72,8 @@ pub async fn lock(
     txn: &DatabaseTransaction,
     sha256s: impl IntoIterator<Item = impl AsRef<str>>,
 ) -> Result<(), DbErr> {
-    let sorted: BTreeSet<String> = sha256s.into_iter().map(|s| s.as_ref().to_owned()).collect();
-    for sha in sorted {
-        // One statement per row keeps the lock order; the no-op update takes the row lock on
-        // PostgreSQL (ON CONFLICT DO NOTHING would not).
-        blob::Entity::insert(blob::ActiveModel {
-            sha256: Set(sha),
-            unreferenced_since: Set(None),
-        })
-        .on_conflict(
-            OnConflict::column(blob::Column::Sha256)
-                .update_column(blob::Column::Sha256)
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-    }
-    Ok(())
+    // A no-op update of the key takes the row lock on PostgreSQL (DO NOTHING would not).
+    upsert_sorted(txn, sha256s, blob::Column::Sha256).await
 }
 
 /// For an upload, before its file rows are inserted and its bytes published: the blobs of
@@ -96,6 +81,17 @@ pub async fn lock(
 pub async fn claim(
     txn: &DatabaseTransaction,
     sha256s: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Result<(), DbErr> {
+    upsert_sorted(txn, sha256s, blob::Column::UnreferencedSince).await
+}
+
+/// Inserts a referenced row for each of `sha256s`, or updates `column` of an existing one to
+/// that, one statement per row in sorted order, so transactions lock rows in one order and
+/// cannot deadlock.
+async fn upsert_sorted(
+    txn: &DatabaseTransaction,
+    sha256s: impl IntoIterator<Item = impl AsRef<str>>,
+    column: blob::Column,
 ) -> Result<(), DbErr> {
     let sorted: BTreeSet<String> = sha256s.into_iter().map(|s| s.as_ref().to_owned()).collect();
     for sha in sorted {
@@ -105,7 +101,7 @@ pub async fn claim(
         })
         .on_conflict(
             OnConflict::column(blob::Column::Sha256)
-                .update_column(blob::Column::UnreferencedSince)
+                .update_column(column)
                 .to_owned(),
         )
         .exec_without_returning(txn)

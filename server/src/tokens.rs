@@ -1,7 +1,7 @@
 //! Download tokens (SPEC §4.6): HMAC-SHA256-signed, expiring capabilities naming a file, the
 //! license (if any), whether to count the download, and the check that issued them (for
-//! statistics). The token is `base64url(payload).base64url(mac)`; the secret lives in the data
-//! directory. The codec is `vypusk_formats::token` (fuzzed alone); this signer holds the secret
+//! statistics). The token is `base64url(payload).base64url(mac)`; the secret is shared by all
+//! instances through the database (`identity`). The codec is `vypusk_formats::token` (fuzzed alone); this signer holds the secret
 //! and the lifetime.
 
 pub use vypusk_formats::token::{DownloadGrant, TokenError};
@@ -47,8 +47,6 @@ impl TokenSigner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
     fn grant(e: i64) -> DownloadGrant {
         DownloadGrant {
@@ -63,32 +61,20 @@ mod tests {
         }
     }
 
+    /// The codec itself (round trip, forgery, malformed tokens) is tested and fuzzed in
+    /// `vypusk_formats::token`; here, what the signer adds: the rounded expiry and its secret.
     #[test]
-    fn round_trip_and_expiry() {
+    fn expiry_is_rounded_and_the_secret_is_used() {
         let s = TokenSigner::new(b"secret".to_vec(), 3600);
         let e = s.expiry(1_000_000);
         assert!(e >= 1_003_600 && e % 60 == 0);
         let t = s.issue(&grant(e));
         assert_eq!(s.verify(&t, 1_000_000).unwrap(), grant(e));
         assert_eq!(s.verify(&t, e + 1), Err(TokenError::Expired));
+        let other = TokenSigner::new(b"other".to_vec(), 3600);
+        assert_eq!(other.verify(&t, 0), Err(TokenError::BadSignature));
         // Short lifetimes are not stretched to the rounding step.
         let short = TokenSigner::new(b"secret".to_vec(), 3);
         assert_eq!(short.expiry(1_000_000), 1_000_003);
-    }
-
-    #[test]
-    fn forgery_is_detected() {
-        let s = TokenSigner::new(b"secret".to_vec(), 3600);
-        let t = s.issue(&grant(2_000_000));
-        let other = TokenSigner::new(b"other".to_vec(), 3600);
-        assert_eq!(other.verify(&t, 0), Err(TokenError::BadSignature));
-        // Same MAC, different payload (another file id).
-        let (_, mac) = t.split_once('.').unwrap();
-        let mut g = grant(2_000_000);
-        g.f = 8;
-        let forged = format!("{}.{mac}", B64.encode(serde_json::to_vec(&g).unwrap()));
-        assert_eq!(s.verify(&forged, 0), Err(TokenError::BadSignature));
-        assert_eq!(s.verify("garbage", 0), Err(TokenError::Malformed));
-        assert_eq!(s.verify("a.b.c", 0), Err(TokenError::Malformed));
     }
 }

@@ -246,12 +246,22 @@ impl TestServer {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let bytes = resp.bytes().await.expect("body");
+        send_json(req).await
+    }
+
+    /// A new vendor-API key with `permissions`, created as admin: its id and the key.
+    pub async fn create_api_key(&self, permissions: &[&str]) -> (i64, String) {
+        let (status, body) = self
+            .admin_json(
+                Method::POST,
+                "/api/v1/api-keys",
+                Some(serde_json::json!({"name": "test", "permissions": permissions})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
         (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            body["id"].as_i64().expect("key id"),
+            body["key"].as_str().expect("key").to_owned(),
         )
     }
 
@@ -337,6 +347,17 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Sends `req`; returns status and parsed body (Value::Null when not JSON).
+pub async fn send_json(req: RequestBuilder) -> (StatusCode, Value) {
+    let resp = req.send().await.expect("request");
+    let status = resp.status();
+    let bytes = resp.bytes().await.expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// Shallow merge of JSON objects.

@@ -29,16 +29,6 @@ fn client_from(ip: &str) -> reqwest::Client {
         .expect("client")
 }
 
-async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let resp = req.send().await.expect("request");
-    let status = resp.status();
-    let bytes = resp.bytes().await.expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 fn check(code: &str, key: Option<&str>, installed: &str) -> Value {
     let mut body = json!({
         "INSTALLED_VERSION": installed,
@@ -66,21 +56,6 @@ async fn create_license(server: &TestServer, key: &str, beta: bool) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
-async fn create_key(server: &TestServer, permissions: &[&str]) -> (i64, String) {
-    let (status, body) = server
-        .admin_json(
-            Method::POST,
-            "/api/v1/api-keys",
-            Some(json!({"name": "test", "permissions": permissions})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    (
-        body["id"].as_i64().unwrap(),
-        body["key"].as_str().unwrap().to_owned(),
-    )
 }
 
 /// A free and a paid distribution, each with release 1.0 and prerelease 1.1, both with an
@@ -240,7 +215,7 @@ async fn permissions_are_checked_before_the_body() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let release = created["id"].as_i64().unwrap();
-    let (_, read_key) = create_key(&server, &["read"]).await;
+    let (_, read_key) = server.create_api_key(&["read"]).await;
     let size = 200u64 << 20;
     for (method, path) in [
         ("POST", "/api/v1/licenses/import".to_owned()),
@@ -280,7 +255,7 @@ async fn failed_logins_are_throttled_per_address() {
     let mut statuses = Vec::new();
     for i in 0..12 {
         let (status, body) =
-            send(api(&guesser).basic_auth("admin", Some(format!("guess-{i}")))).await;
+            send_json(api(&guesser).basic_auth("admin", Some(format!("guess-{i}")))).await;
         if status == StatusCode::TOO_MANY_REQUESTS {
             assert_eq!(body["Exception"], "TooManyRequests", "{body}");
         }
@@ -293,10 +268,10 @@ async fn failed_logins_are_throttled_per_address() {
         "{statuses:?}"
     );
     // Even the right password waits out the minute from the guessing address…
-    let (status, _) = send(api(&guesser).basic_auth("admin", Some(ADMIN_PASSWORD))).await;
+    let (status, _) = send_json(api(&guesser).basic_auth("admin", Some(ADMIN_PASSWORD))).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     // …but the owner elsewhere is not locked out.
-    let (status, _) = send(api(&owner).basic_auth("admin", Some(ADMIN_PASSWORD))).await;
+    let (status, _) = send_json(api(&owner).basic_auth("admin", Some(ADMIN_PASSWORD))).await;
     assert_eq!(status, StatusCode::OK);
 
     // API key guessing counts per address (three times the per-user limit).
@@ -337,7 +312,7 @@ async fn failed_logins_are_throttled_per_address() {
 async fn changed_password_is_forgotten_at_once() {
     let server = TestServer::start().await;
     // Verified once, so the old password is in the cache.
-    let (status, _) = send(server.admin(Method::GET, "/api/v1/distributions")).await;
+    let (status, _) = send_json(server.admin(Method::GET, "/api/v1/distributions")).await;
     assert_eq!(status, StatusCode::OK);
     let login = server
         .client
@@ -382,13 +357,13 @@ async fn changed_password_is_forgotten_at_once() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let (status, _) = send(server.admin(Method::GET, "/api/v1/distributions")).await;
+    let (status, _) = send_json(server.admin(Method::GET, "/api/v1/distributions")).await;
     assert_eq!(
         status,
         StatusCode::UNAUTHORIZED,
         "the old password still worked"
     );
-    let (status, _) = send(
+    let (status, _) = send_json(
         server
             .client
             .get(server.url("/api/v1/distributions"))
@@ -472,7 +447,7 @@ async fn every_rejection_has_the_family_shape() {
         let value: Value = serde_json::from_slice(&body).unwrap();
         assert!(value["error"].is_string(), "{path}: {value}");
     }
-    let (status, body) = send(server.admin(Method::GET, "/api/v1/releases/%FF")).await;
+    let (status, body) = send_json(server.admin(Method::GET, "/api/v1/releases/%FF")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["Code"], 400, "{body}");
     assert!(body["Exception"].is_string(), "{body}");
@@ -594,19 +569,19 @@ async fn file_names_and_semver_build_metadata() {
         "a\u{200B}b.zip",
         "a\u{2066}b.zip",
     ] {
-        let (status, body) = send(put(bad)).await;
+        let (status, body) = send_json(put(bad)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
     }
     for (first, second) in [
         ("Setup.zip", "setup.zip"),
         ("Расширение.cfe", "РАСШИРЕНИЕ.CFE"),
     ] {
-        let (status, body) = send(put(first)).await;
+        let (status, body) = send_json(put(first)).await;
         assert_eq!(status, StatusCode::CREATED, "{first}: {body}");
-        let (status, body) = send(put(second)).await;
+        let (status, body) = send_json(put(second)).await;
         assert_eq!(status, StatusCode::CONFLICT, "{second}: {body}");
         // The same name again replaces the file, as before.
-        let (status, body) = send(put(first)).await;
+        let (status, body) = send_json(put(first)).await;
         assert_eq!(status, StatusCode::CREATED, "{first} again: {body}");
     }
 
@@ -698,8 +673,8 @@ async fn legacy_semver_pair_still_migrates_and_serves() {
 #[tokio::test]
 async fn api_key_last_use_is_recorded() {
     let server = TestServer::start().await;
-    let (id, key) = create_key(&server, &["read"]).await;
-    let (status, _) = send(
+    let (id, key) = server.create_api_key(&["read"]).await;
+    let (status, _) = send_json(
         server
             .client
             .get(server.url("/api/v1/distributions"))

@@ -18,17 +18,7 @@ fn check(key: &str) -> Value {
 }
 
 async fn post(client: &reqwest::Client, url: String, body: &Value) -> (StatusCode, Value) {
-    post_with(client.post(url).json(body)).await
-}
-
-async fn post_with(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let resp = req.send().await.expect("request");
-    let status = resp.status();
-    let bytes = resp.bytes().await.expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    send_json(client.post(url).json(body)).await
 }
 
 fn versions(answer: &Value) -> Vec<String> {
@@ -134,7 +124,7 @@ async fn clients_behind_the_proxy_are_told_apart_and_cannot_be_spoofed() {
         .local_address("127.0.0.5".parse::<std::net::IpAddr>().unwrap())
         .build()
         .unwrap();
-    let (status, answer) = post_with(
+    let (status, answer) = send_json(
         direct
             .post(server.url("/releases/v1/1c/getAvailableReleases"))
             .header("X-Forwarded-For", "127.0.0.4")
@@ -166,7 +156,7 @@ async fn uploads_pass_through_the_proxy() {
     let upstream = server.base.trim_start_matches("http://").to_owned();
     let nginx = Nginx::start(port, &[upstream], "127.0.0.2");
     let client = nginx.client_from("127.0.0.3");
-    let (status, created) = post_with(
+    let (status, created) = send_json(
         client
             .post(nginx.url("/api/v1/distributions/FREE_TOOL/releases"))
             .basic_auth("admin", Some(ADMIN_PASSWORD))
@@ -176,7 +166,7 @@ async fn uploads_pass_through_the_proxy() {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_i64().unwrap();
     let bytes = test_bytes(40 << 20, 9);
-    let (status, file) = post_with(
+    let (status, file) = send_json(
         client
             .put(nginx.url(&format!("/api/v1/releases/{id}/files/big.zip")))
             .basic_auth("admin", Some(ADMIN_PASSWORD))

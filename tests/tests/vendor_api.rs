@@ -5,7 +5,9 @@ use std::path::Path;
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use vypusk_tests::{ServerOptions, TestServer, md5_hex, sha256_hex, test_bytes, vypusk_bin};
+use vypusk_tests::{
+    ServerOptions, TestServer, md5_hex, send_json, sha256_hex, test_bytes, vypusk_bin,
+};
 
 /// Asserts the `{Code, Text, Message, Exception}` shape and returns the Message.
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) -> String {
@@ -20,31 +22,6 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode) -> Strin
         "internals leaked: {message}"
     );
     message
-}
-
-async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
-    let resp = req.send().await.expect("request");
-    let status = resp.status();
-    let bytes = resp.bytes().await.expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-async fn create_key(server: &TestServer, permissions: &[&str]) -> (i64, String) {
-    let (status, body) = server
-        .admin_json(
-            Method::POST,
-            "/api/v1/api-keys",
-            Some(json!({"name": "test", "permissions": permissions})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    (
-        body["id"].as_i64().unwrap(),
-        body["key"].as_str().unwrap().to_owned(),
-    )
 }
 
 async fn new_release(server: &TestServer, code: &str, version: &str) -> i64 {
@@ -72,7 +49,7 @@ async fn put_file(
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    send(req).await
+    send_json(req).await
 }
 
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -136,7 +113,7 @@ async fn auth_basic_api_keys_and_permissions() {
     assert_error(status, &body, StatusCode::UNAUTHORIZED);
     assert_eq!(body["Exception"], "Unauthorized");
     // Wrong password.
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .client
             .get(server.url("/api/v1/distributions"))
@@ -145,7 +122,7 @@ async fn auth_basic_api_keys_and_permissions() {
     .await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED);
     // Unknown key.
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .client
             .get(server.url("/api/v1/distributions"))
@@ -155,8 +132,8 @@ async fn auth_basic_api_keys_and_permissions() {
     assert_error(status, &body, StatusCode::UNAUTHORIZED);
 
     // API keys: create (shown once), list (never shown again).
-    let (reader_id, reader) = create_key(&server, &["read"]).await;
-    let (_, publisher) = create_key(&server, &["publish"]).await;
+    let (reader_id, reader) = server.create_api_key(&["read"]).await;
+    let (_, publisher) = server.create_api_key(&["publish"]).await;
     let (status, list) = server
         .admin_json(Method::GET, "/api/v1/api-keys", None)
         .await;
@@ -171,7 +148,7 @@ async fn auth_basic_api_keys_and_permissions() {
     assert_eq!(list["items"][0]["prefix"].as_str().unwrap(), &reader[..12]);
 
     // Bearer and x-api-key both work for reading.
-    let (status, _) = send(
+    let (status, _) = send_json(
         server
             .client
             .get(server.url("/api/v1/distributions"))
@@ -179,7 +156,7 @@ async fn auth_basic_api_keys_and_permissions() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = send(
+    let (status, _) = send_json(
         server
             .client
             .get(server.url("/api/v1/distributions"))
@@ -188,7 +165,7 @@ async fn auth_basic_api_keys_and_permissions() {
     .await;
     assert_eq!(status, StatusCode::OK);
     // A read key cannot write: 403.
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .client
             .post(server.url("/api/v1/distributions"))
@@ -198,7 +175,7 @@ async fn auth_basic_api_keys_and_permissions() {
     .await;
     assert_error(status, &body, StatusCode::FORBIDDEN);
     // A publish key can write distributions but not licenses or keys.
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .client
             .post(server.url("/api/v1/distributions"))
@@ -207,7 +184,7 @@ async fn auth_basic_api_keys_and_permissions() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .client
             .post(server.url("/api/v1/licenses"))
@@ -216,7 +193,7 @@ async fn auth_basic_api_keys_and_permissions() {
     )
     .await;
     assert_error(status, &body, StatusCode::FORBIDDEN);
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .client
             .get(server.url("/api/v1/api-keys"))
@@ -252,7 +229,7 @@ async fn auth_basic_api_keys_and_permissions() {
         )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .client
             .get(server.url("/api/v1/distributions"))
@@ -324,7 +301,7 @@ async fn distribution_crud_and_bad_input() {
     let msg = assert_error(status, &body, StatusCode::BAD_REQUEST);
     assert!(msg.contains("publshed"), "{msg}");
     // Malformed JSON.
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .admin(Method::POST, "/api/v1/distributions")
             .header("content-type", "application/json")
@@ -333,7 +310,7 @@ async fn distribution_crud_and_bad_input() {
     .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST);
     // Not JSON at all.
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .admin(Method::POST, "/api/v1/distributions")
             .header("content-type", "text/plain")
@@ -921,7 +898,7 @@ async fn uploads_digests_names_and_main() {
             "file",
             reqwest::multipart::Part::bytes(test_bytes(3_000_000, 3)).file_name("m2.bin"),
         );
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .admin(Method::POST, &format!("/api/v1/releases/{id}/files"))
             .multipart(form),
@@ -949,7 +926,7 @@ async fn uploads_digests_names_and_main() {
             "file",
             reqwest::multipart::Part::bytes(b"x".to_vec()).file_name("..\\evil"),
         );
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .admin(Method::POST, &format!("/api/v1/releases/{id}/files"))
             .multipart(form),
@@ -957,7 +934,7 @@ async fn uploads_digests_names_and_main() {
     .await;
     assert_error(status, &body, StatusCode::BAD_REQUEST);
     assert_eq!(blobs(&server).len(), before);
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .admin(Method::POST, &format!("/api/v1/releases/{id}/files"))
             .header("content-type", "application/json")
@@ -986,7 +963,7 @@ async fn upload_size_limit() {
     // Streamed without a length: refused while reading, nothing kept.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         (0..4).map(|i| Ok(test_bytes(400, i))).collect();
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .admin(Method::PUT, &format!("/api/v1/releases/{id}/files/big.bin"))
             .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks))),
@@ -1149,7 +1126,7 @@ async fn licenses_crud_search_and_import() {
                    bad key,x,,,,10,20,\n\
                    MIKO-NEW-2,New2,,maybe,,10,20,\n\
                    MIKO-BBBBB-22222,Changed,,,,10,20,\n";
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .admin(Method::POST, "/api/v1/licenses/import")
             .header("content-type", "text/csv")
@@ -1176,7 +1153,7 @@ async fn licenses_crud_search_and_import() {
                     MIKO-NEW-1,New,,Y,,10,20,2030-01-01\n\
                     MIKO-NEW-1,,,,,10,21,\n\
                     MIKO-BBBBB-22222,Changed,,,,,,\n";
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .admin(Method::POST, "/api/v1/licenses/import")
             .header("content-type", "text/csv")
@@ -1197,7 +1174,7 @@ async fn licenses_crud_search_and_import() {
     assert_eq!(changed["customer"], "Changed");
     assert_eq!(changed["features"], json!([]));
     // Not UTF-8.
-    let (status, body) = send(
+    let (status, body) = send_json(
         server
             .admin(Method::POST, "/api/v1/licenses/import")
             .body(vec![0xff, 0xfe, 0x00]),
