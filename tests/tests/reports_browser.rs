@@ -162,6 +162,32 @@ impl Driver {
         .collect()
     }
 
+    /// The elements matching `css` once at least one is there: a click that submits a form
+    /// returns before the next page is guaranteed to be in the DOM. Bounded to 10 s.
+    async fn wait_for(&self, css: &str) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let all = self.find_all(css).await;
+            if !all.is_empty() || std::time::Instant::now() > deadline {
+                return all;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The current URL once it ends with `suffix` (a submitted form navigates after the click
+    /// returns), or the last one seen after 10 s.
+    async fn wait_for_url(&self, suffix: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = self.current_url().await;
+            if url.ends_with(suffix) || std::time::Instant::now() > deadline {
+                return url;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn find(&self, css: &str) -> String {
         let all = self.find_all(css).await;
         assert!(!all.is_empty(), "no element {css}");
@@ -367,15 +393,12 @@ async fn reports_render_in_headless_chromium() {
     browser.type_into("#user", "admin").await;
     browser.type_into("#password", "wrong").await;
     browser.click("#login").await;
-    assert!(!browser.find_all("#login-error").await.is_empty());
+    assert!(!browser.wait_for("#login-error").await.is_empty());
     browser.type_into("#user", "admin").await;
     browser.type_into("#password", ADMIN_PASSWORD).await;
     browser.click("#login").await;
-    assert!(
-        browser.current_url().await.ends_with("/reports"),
-        "{}",
-        browser.current_url().await
-    );
+    let url = browser.wait_for_url("/reports").await;
+    assert!(url.ends_with("/reports"), "{url}");
 
     // Overview: the line chart has a point per day of the default 30-day range, and the
     // tables say what the API says.
