@@ -4,6 +4,7 @@
 //! 127.0.0.1:0 and drive the real thing over HTTP.
 
 pub mod access_log;
+pub mod answer;
 pub mod auth;
 pub mod backup;
 pub mod blobs;
@@ -31,6 +32,10 @@ pub mod state;
 pub mod stats;
 pub mod telemetry;
 pub mod tokens;
+
+/// Check answers whose signatures are kept: well above the distinct checks a large vendor's
+/// installations send within one token-expiry minute; a few hundred bytes each.
+const SIGNATURE_CACHE_ENTRIES: usize = 16_384;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -87,7 +92,12 @@ pub async fn open(
             settings.license_failures_per_minute,
         )),
         settings: Arc::new(settings.clone()),
+        public_url_json: {
+            let quoted = serde_json::to_string(&public_url)?;
+            quoted[1..quoted.len() - 1].into()
+        },
         public_url: public_url.into(),
+        answer_signatures: Arc::new(answer::SignatureCache::new(SIGNATURE_CACHE_ENTRIES)),
         stats,
         auth: Arc::new(auth::AuthCache::new(settings.login_failures_per_minute)),
         started: chrono::Utc::now(),

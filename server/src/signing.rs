@@ -146,7 +146,9 @@ pub async fn sign_responses(
         HEADER_SERVER_VERSION,
         HeaderValue::from_static(crate::VERSION),
     );
-    if !is_json {
+    // Check answers are signed by their handler on the final bytes (`routes::client`), with
+    // no second buffer.
+    if !is_json || parts.headers.contains_key(HEADER_SIGNATURE) {
         return Response::from_parts(parts, body);
     }
     // 1C's `ПолучитьТелоКакСтроку()` without an encoding reads the charset from here

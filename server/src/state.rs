@@ -25,6 +25,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Base of absolute links, without a trailing slash.
     pub public_url: Arc<str>,
+    /// `public_url` JSON-escaped (without quotes), for answers written by `answer`.
+    pub public_url_json: Arc<str>,
+    /// Signatures of check answers without a QueryID (see `answer::AnswerKey`).
+    pub answer_signatures: Arc<crate::answer::SignatureCache>,
     pub prerelease_networks: Arc<Vec<ipnet::IpNet>>,
     /// Peers whose forwarding headers are believed (see `client_addr`).
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,

@@ -1,8 +1,7 @@
-//! Download tokens (SPEC §4.6): HMAC-SHA256-signed, expiring capabilities naming a file, the
-//! license (if any), whether to count the download, and the check that issued them (for
-//! statistics). The token is `base64url(payload).base64url(mac)`; the secret is shared by all
-//! instances through the database (`identity`). The codec is `vypusk_formats::token` (fuzzed alone); this signer holds the secret
-//! and the lifetime.
+//! Download tokens (SPEC §4.6, issue 9): one HMAC-signed, expiring capability per release of an
+//! answer, naming the license by id (never by key). The secret is shared by all instances
+//! through the database (`identity`). The codec is `vypusk_formats::token` (fuzzed alone); this
+//! signer holds the secret and the lifetime.
 
 pub use vypusk_formats::token::{DownloadGrant, TokenError};
 
@@ -35,6 +34,10 @@ impl TokenSigner {
         raw.div_euclid(EXPIRY_STEP_SECS) * EXPIRY_STEP_SECS + EXPIRY_STEP_SECS
     }
 
+    pub fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
     pub fn issue(&self, grant: &DownloadGrant) -> String {
         vypusk_formats::token::encode(&self.secret, grant)
     }
@@ -50,14 +53,14 @@ mod tests {
 
     fn grant(e: i64) -> DownloadGrant {
         DownloadGrant {
-            d: 1,
-            f: 7,
-            k: Some("MIKO-1234".into()),
-            c: true,
-            e,
+            distribution: 1,
+            release: 7,
+            license: Some(3),
+            count: true,
+            expires: e,
             conf: "УТ".into(),
-            cv: "11.5".into(),
-            iv: "4.0".into(),
+            conf_version: "11.5".into(),
+            installed_version: "4.0".into(),
         }
     }
 

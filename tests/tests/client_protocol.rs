@@ -672,10 +672,21 @@ async fn forged_mismatching_and_expired_tokens_are_refused() {
     })
     .await;
     server.create_distribution("F", json!({})).await;
+    let any = json!([{"conf": "*", "min_1c_version": "0"}]);
+    // Both releases have an `a.zip`: file names repeat across releases, so a link must name
+    // its release (one token per release, issue 9).
     server
         .create_release(
             "F",
-            json!({"version": "1", "compatibility": [{"conf": "*", "min_1c_version": "0"}]}),
+            json!({"version": "1", "compatibility": any}),
+            &[("a.zip", b"old"), ("c.zip", b"only in 1")],
+            true,
+        )
+        .await;
+    server
+        .create_release(
+            "F",
+            json!({"version": "2", "compatibility": any}),
             &[("a.zip", b"abc"), ("b.zip", b"def")],
             true,
         )
@@ -686,39 +697,55 @@ async fn forged_mismatching_and_expired_tokens_are_refused() {
             json!({"TYPE": "F", "CONF": "c", "CONF_VERSION": "1"}),
         )
         .await;
-    let link = a["modules"][0]["files"][0]["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let other = a["modules"][0]["files"][1]["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        server.client.get(&link).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(a["modules"][0]["uniqid"], "2");
+    let url = |m: usize, f: usize| {
+        a["modules"][m]["files"][f]["url"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let link = url(0, 0);
+    let token = |link: &str| link.rsplit('/').nth(1).unwrap().to_owned();
+    // One token for every file of a release.
+    assert_eq!(token(&link), token(&url(0, 1)));
+    assert_ne!(token(&link), token(&url(1, 0)));
+    let get = |url: String| {
+        let client = server.client.clone();
+        async move {
+            let resp = client.get(&url).send().await.unwrap();
+            (resp.status(), resp.bytes().await.unwrap().to_vec())
+        }
+    };
+    assert_eq!(get(link.clone()).await, (StatusCode::OK, b"abc".to_vec()));
+    assert_eq!(get(url(0, 1)).await, (StatusCode::OK, b"def".to_vec()));
+    assert_eq!(get(url(1, 0)).await, (StatusCode::OK, b"old".to_vec()));
 
-    // Flip one character of the MAC.
-    let (prefix, rest) = link.rsplit_once('/').unwrap().0.rsplit_once('.').unwrap();
-    let mut mac: Vec<char> = rest.chars().collect();
-    mac[0] = if mac[0] == 'A' { 'B' } else { 'A' };
-    let forged = format!("{prefix}.{}/a.zip", mac.iter().collect::<String>());
+    // Flip one character of the token.
+    let (prefix, name) = link.rsplit_once('/').unwrap();
+    let (base, tok) = prefix.rsplit_once('/').unwrap();
+    let mut chars: Vec<char> = tok.chars().collect();
+    let mid = chars.len() / 2;
+    chars[mid] = if chars[mid] == 'A' { 'B' } else { 'A' };
+    let forged = format!("{base}/{}/{name}", chars.iter().collect::<String>());
     let resp = server.client.get(&forged).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert!(resp.json::<Value>().await.unwrap()["error"].is_string());
-    // A valid token for b.zip used to fetch it under a.zip's name.
-    let mismatched = other.replace("/b.zip", "/a.zip");
-    assert_eq!(
-        server
-            .client
-            .get(&mismatched)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::FORBIDDEN
-    );
+    // Release 2's token does not open a file that only release 1 has.
+    let (status, _) = get(format!("{base}/{}/c.zip", token(&link))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Nor release 1 through getModuleFile.
+    let (status, _) = get(server.url(&format!(
+        "/releases/v1/1c/getModuleFile/F/1/{}",
+        token(&link)
+    )))
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = get(server.url(&format!(
+        "/releases/v1/1c/getModuleFile/F/2/{}",
+        token(&link)
+    )))
+    .await;
+    assert_eq!((status, body), (StatusCode::OK, b"abc".to_vec()));
     let garbage = server.url("/releases/v1/files/not-a-token/a.zip");
     assert_eq!(
         server.client.get(&garbage).send().await.unwrap().status(),
@@ -1029,11 +1056,17 @@ async fn module_info_extension_hash_and_module_file() {
         .status(),
         StatusCode::FORBIDDEN
     );
-    // A download token from a check works as the hash.
+    // A download token from a check works as the hash, for the release it was issued for.
     let (_, a) = server
         .client_post("getAvailableReleases", seed_request())
         .await;
-    let link = a["modules"][0]["download_link"].as_str().unwrap();
+    let module = a["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["uniqid"] == "4.0.4.10")
+        .unwrap();
+    let link = module["download_link"].as_str().unwrap();
     let token = link.rsplit('/').nth(1).unwrap();
     let resp = get(format!(
         "/releases/v1/1c/getModuleFile/{TYPE}/4.0.4.10/{token}"
@@ -1041,6 +1074,12 @@ async fn module_info_extension_hash_and_module_file() {
     .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(&resp.bytes().await.unwrap()[..], &files[1][..]);
+    // Not for another release (issue 9: one token per release).
+    let resp = get(format!(
+        "/releases/v1/1c/getModuleFile/{TYPE}/latest/{token}"
+    ))
+    .await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -5,7 +5,11 @@ use chrono::{DateTime, Utc};
 /// A license as the check path sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LicenseView {
-    pub key: String,
+    /// The license's database id: what download links carry instead of the key (issue 9).
+    pub id: i32,
+    /// A number unique to this load of the license in this process (see `crate::answer`).
+    pub build: u64,
+    pub key: Box<str>,
     pub revoked: bool,
     pub beta: bool,
     pub features: Vec<FeatureGrant>,
@@ -92,6 +96,8 @@ mod tests {
 
     fn license(features: Vec<FeatureGrant>) -> LicenseView {
         LicenseView {
+            id: 1,
+            build: 1,
             key: "MIKO-1".into(),
             revoked: false,
             beta: false,

@@ -1,29 +1,45 @@
 //! Compatibility of a release with a host configuration (SPEC §4.1 rule 3).
 
+use std::sync::Arc;
+
 use vypusk_protocol::Version;
 
-/// One `{conf, min_1c_version, max_1c_version?}` entry, parsed.
+/// One `{conf, min_1c_version, max_1c_version?}` entry, parsed. Configuration names repeat
+/// across thousands of releases, so the catalog shares them (`Arc<str>`).
 #[derive(Debug, Clone)]
 pub struct CompatEntry {
-    pub conf: String,
+    pub conf: Arc<str>,
     /// `conf` in Unicode lowercase, compared with the lowercased `CONF`.
-    pub conf_folded: String,
+    pub conf_folded: Arc<str>,
     pub min: Version,
+    /// `min` as the answer's `min_1c_version` says it, rendered once.
+    pub min_text: Box<str>,
     pub max: Option<Version>,
 }
 
 impl CompatEntry {
     pub fn new(conf: &str, min: Version, max: Option<Version>) -> Self {
+        CompatEntry::shared(conf.into(), fold(conf).into(), min, max)
+    }
+
+    /// An entry whose names are shared with other entries (see the catalog's loader).
+    pub fn shared(
+        conf: Arc<str>,
+        conf_folded: Arc<str>,
+        min: Version,
+        max: Option<Version>,
+    ) -> Self {
         CompatEntry {
-            conf: conf.to_owned(),
-            conf_folded: fold(conf),
+            conf,
+            conf_folded,
+            min_text: min.to_string().into(),
             min,
             max,
         }
     }
 
     fn is_wildcard(&self) -> bool {
-        self.conf == "*"
+        &*self.conf == "*"
     }
 
     fn in_range(&self, conf_version: &Version) -> bool {
@@ -38,45 +54,42 @@ pub fn fold(conf: &str) -> String {
 
 /// The outcome of matching one release against `CONF` + `CONF_VERSION`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompatMatch {
+pub struct CompatMatch<'a> {
     pub compatible: bool,
     /// What the answer's `min_1c_version` says: the bound of the entry that matched `CONF`,
     /// else the lowest bound of the list, else `""`.
-    pub min_1c_version: String,
+    pub min_1c_version: &'a str,
 }
 
 /// An entry naming the configuration itself wins over `*` both for the verdict and for the
-/// reported bound, so a vendor can give one configuration a stricter minimum.
-pub fn match_compatibility(
-    entries: &[CompatEntry],
+/// reported bound, so a vendor can give one configuration a stricter minimum. Runs for every
+/// release a check looks at, so it allocates nothing.
+pub fn match_compatibility<'a>(
+    entries: &'a [CompatEntry],
     conf_folded: &str,
     conf_version: &Version,
-) -> CompatMatch {
-    let named: Vec<&CompatEntry> = entries
-        .iter()
-        .filter(|e| e.conf_folded == conf_folded)
-        .collect();
-    let wildcard: Vec<&CompatEntry> = entries.iter().filter(|e| e.is_wildcard()).collect();
-
-    let matched = named.iter().find(|e| e.in_range(conf_version)).or_else(|| {
-        if named.is_empty() {
-            wildcard.iter().find(|e| e.in_range(conf_version))
-        } else {
+) -> CompatMatch<'a> {
+    let named = || entries.iter().filter(|e| &*e.conf_folded == conf_folded);
+    let wildcard = || entries.iter().filter(|e| e.is_wildcard());
+    let any_named = named().next().is_some();
+    let matched = named().find(|e| e.in_range(conf_version)).or_else(|| {
+        if any_named {
             None
+        } else {
+            wildcard().find(|e| e.in_range(conf_version))
         }
     });
     if let Some(entry) = matched {
         return CompatMatch {
             compatible: true,
-            min_1c_version: entry.min.to_string(),
+            min_1c_version: &entry.min_text,
         };
     }
-    let reported = named
-        .first()
-        .or(wildcard.first())
-        .map(|e| e.min.to_string())
-        .or_else(|| entries.iter().map(|e| &e.min).min().map(|v| v.to_string()))
-        .unwrap_or_default();
+    let reported = named()
+        .next()
+        .or_else(|| wildcard().next())
+        .or_else(|| entries.iter().min_by(|a, b| a.min.cmp(&b.min)))
+        .map_or("", |e| &e.min_text);
     CompatMatch {
         compatible: false,
         min_1c_version: reported,

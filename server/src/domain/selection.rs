@@ -1,8 +1,6 @@
 //! Which releases a check answers with (SPEC §4.1 rules 2–5), given the catalog and a
 //! parsed request.
 
-use std::sync::Arc;
-
 use vypusk_protocol::Version;
 
 use crate::catalog::{Distribution, Release};
@@ -19,18 +17,18 @@ pub struct CheckContext<'a> {
     pub standing: &'a Standing,
 }
 
-/// One release to put in the answer.
+/// One release to put in the answer, borrowed from the catalog snapshot.
 #[derive(Debug, Clone)]
-pub struct Offer {
-    pub release: Arc<Release>,
+pub struct Offer<'a> {
+    pub release: &'a Release,
     pub untested: bool,
-    pub min_1c_version: String,
+    pub min_1c_version: &'a str,
     /// `Err(reason)` when listed but not downloadable.
     pub access: Result<(), String>,
 }
 
 /// Newest first.
-pub fn offers(dist: &Distribution, ctx: &CheckContext<'_>) -> Vec<Offer> {
+pub fn offers<'a>(dist: &'a Distribution, ctx: &CheckContext<'_>) -> Vec<Offer<'a>> {
     let conf = fold(ctx.conf);
     dist.releases
         .iter()
@@ -48,7 +46,7 @@ pub fn offers(dist: &Distribution, ctx: &CheckContext<'_>) -> Vec<Offer> {
                 return None;
             }
             Some(Offer {
-                release: r.clone(),
+                release: r,
                 untested: !compat.compatible,
                 min_1c_version: compat.min_1c_version,
                 access,
@@ -58,7 +56,7 @@ pub fn offers(dist: &Distribution, ctx: &CheckContext<'_>) -> Vec<Offer> {
 }
 
 /// `getLatestRelease`: the newest offer; with `downloadable_only` the newest downloadable one.
-pub fn latest(mut offers: Vec<Offer>, downloadable_only: bool) -> Option<Offer> {
+pub fn latest(mut offers: Vec<Offer<'_>>, downloadable_only: bool) -> Option<Offer<'_>> {
     if downloadable_only {
         offers.retain(|o| o.access.is_ok());
     }
@@ -84,41 +82,45 @@ mod tests {
         prerelease: bool,
         conf: &str,
         min: &str,
-    ) -> Arc<Release> {
-        Arc::new(Release {
+    ) -> Release {
+        Release {
             id,
             version: v(version),
             published_at: Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).unwrap(),
             prerelease,
-            changelog: String::new(),
-            compatibility: vec![CompatEntry::new(conf, v(min), None)],
-            metadata: Default::default(),
+            compatibility: vec![CompatEntry::new(conf, v(min), None)].into(),
+            extension_hash: None,
             files: vec![File {
                 id,
                 name: "a.zip".into(),
                 size: 1,
-                md5: String::new(),
-                sha256: String::new(),
-            }],
-        })
+                md5: [0; 16],
+                sha256: [0; 32],
+                json: Default::default(),
+            }]
+            .into(),
+            json: Default::default(),
+        }
     }
 
-    fn dist(releases: Vec<Arc<Release>>, hide_unlicensed: bool) -> Distribution {
+    fn dist(releases: Vec<Release>, hide_unlicensed: bool) -> Distribution {
         let mut releases = releases;
         releases.sort_by(|a, b| b.version.cmp(&a.version));
         Distribution {
             id: 1,
+            build: 1,
             code: "PT".into(),
-            name: String::new(),
-            description: String::new(),
-            developer: String::new(),
-            label: String::new(),
-            promo_link: String::new(),
+            name: "".into(),
+            description: "".into(),
+            developer: "".into(),
+            label: "".into(),
+            promo_link: "".into(),
             gate: Some((85, 43)),
             published: true,
             hide_unlicensed,
             scheme: VersionScheme::OneC,
-            releases,
+            releases: releases.into(),
+            json: Default::default(),
         }
     }
 

@@ -5,27 +5,26 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::SecondsFormat;
 use vypusk_formats::CheckRequestBody;
-use vypusk_protocol::Version;
 use vypusk_protocol::wire::{
-    Compatibility, ExtensionHashResponse, Module, ModuleFile, ModuleInfo, ModuleInfoRelease,
-    ModuleInfoResponse, ReleasesResponse,
+    Compatibility, ExtensionHashResponse, ModuleInfo, ModuleInfoRelease, ModuleInfoResponse,
 };
+use vypusk_protocol::{HEADER_QUERY_ID, HEADER_SIGNATURE, Version};
 
+use crate::answer::{AnswerKey, Links};
 use crate::catalog::{Distribution, Release};
 use crate::client_addr::ClientAddr;
 use crate::domain::LicenseKey;
-use crate::domain::licensing::{self, LicenseView, Standing};
+use crate::domain::licensing::{self, LicenseView};
 use crate::domain::selection::{self, CheckContext, Offer};
 use crate::error::{ClientError, quote};
 use crate::routes::files::{CountedDownload, serve_file};
 use crate::state::AppState;
-use crate::tokens::DownloadGrant;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -68,9 +67,10 @@ async fn signing_key(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// A JSON object body (`vypusk_formats::check_request`); every way of getting it wrong is a 400
-/// (or 413) in the client shape.
-pub struct ClientBody(pub CheckRequestBody<'static>);
+/// A JSON object body (`vypusk_formats::check_request`), kept as received and parsed in place
+/// by the handler (no owned copy of any field); every way of getting it wrong is a 400 (or
+/// 413) in the client shape.
+pub struct ClientBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for ClientBody {
     type Rejection = ClientError;
@@ -86,9 +86,13 @@ impl<S: Send + Sync> FromRequest<S> for ClientBody {
                 ClientError::bad_request(format!("cannot read the request body: {e}"))
             }
         })?;
-        CheckRequestBody::parse(&bytes)
-            .map(|body| ClientBody(body.into_owned()))
-            .map_err(|e| ClientError::bad_request(e.to_string()))
+        Ok(ClientBody(bytes))
+    }
+}
+
+impl ClientBody {
+    fn parse(&self) -> Result<CheckRequestBody<'_>, ClientError> {
+        CheckRequestBody::parse(&self.0).map_err(|e| ClientError::bad_request(e.to_string()))
     }
 }
 
@@ -126,6 +130,9 @@ fn published_distribution(state: &AppState, code: &str) -> Result<Arc<Distributi
 }
 
 pub fn in_prerelease_network(state: &AppState, ip: IpAddr) -> bool {
+    if state.prerelease_networks.is_empty() {
+        return false;
+    }
     let ip = crate::client_addr::canonical(ip);
     state.prerelease_networks.iter().any(|n| n.contains(&ip))
 }
@@ -169,14 +176,15 @@ fn known_license(
     Ok(found)
 }
 
-/// The parsed request of `getAvailableReleases` / `getLatestRelease`.
-struct CheckRequest {
+/// The parsed request of `getAvailableReleases` / `getLatestRelease`; text fields borrow from
+/// the request body.
+struct CheckRequest<'a> {
     dist: Arc<Distribution>,
     installed: Option<Version>,
-    installed_text: String,
-    conf: String,
+    installed_text: &'a str,
+    conf: &'a str,
     conf_version: Version,
-    conf_version_text: String,
+    conf_version_text: &'a str,
     license: Option<Arc<LicenseView>>,
     show_untested: bool,
     count_downloads: bool,
@@ -184,28 +192,26 @@ struct CheckRequest {
     sees_prereleases: bool,
 }
 
-impl CheckRequest {
+impl<'a> CheckRequest<'a> {
     fn parse(
         state: &AppState,
-        body: &CheckRequestBody<'_>,
+        body: &'a CheckRequestBody<'a>,
         ip: IpAddr,
     ) -> Result<Self, ClientError> {
         let code = required_field(body, "TYPE")?;
         let dist = published_distribution(state, code)?;
-        let installed_text = text_field(body, "INSTALLED_VERSION")?
-            .unwrap_or("")
-            .to_owned();
+        let installed_text = text_field(body, "INSTALLED_VERSION")?.unwrap_or("");
         let installed = if installed_text.is_empty() {
             None
         } else {
             Some(
-                Version::parse(dist.scheme, &installed_text)
+                Version::parse(dist.scheme, installed_text)
                     .map_err(|e| ClientError::bad_request(format!("INSTALLED_VERSION: {e}")))?,
             )
         };
-        let conf = required_field(body, "CONF")?.to_owned();
-        let conf_version_text = required_field(body, "CONF_VERSION")?.to_owned();
-        let conf_version = Version::parse_1c(&conf_version_text)
+        let conf = required_field(body, "CONF")?;
+        let conf_version_text = required_field(body, "CONF_VERSION")?;
+        let conf_version = Version::parse_1c(conf_version_text)
             .map_err(|e| ClientError::bad_request(format!("CONF_VERSION: {e}")))?;
         let show_untested = flag_field(body, "SHOW_UNTESTED")?;
         let count_downloads = flag_field(body, "COUNT_DOWNLOADS")?;
@@ -228,164 +234,181 @@ impl CheckRequest {
         })
     }
 
-    fn standing(&self) -> Standing {
-        licensing::standing(self.dist.gate, self.license.as_deref())
-    }
-
-    fn offers(&self, standing: &Standing) -> Vec<Offer> {
-        selection::offers(
-            &self.dist,
-            &CheckContext {
-                installed: self.installed.as_ref(),
-                conf: &self.conf,
-                conf_version: &self.conf_version,
-                show_untested: self.show_untested,
-                sees_prereleases: self.sees_prereleases,
-                standing,
-            },
-        )
+    /// What the answer depends on besides the catalog's constants (see `answer::AnswerKey`).
+    fn answer_key(&self, latest: bool, expires: i64) -> AnswerKey {
+        AnswerKey {
+            latest,
+            distribution_build: self.dist.build,
+            license_build: self
+                .license
+                .as_ref()
+                .filter(|_| self.dist.gate.is_some())
+                .map(|l| l.build),
+            expires,
+            flags: [
+                self.show_untested,
+                self.count_downloads,
+                latest && self.downloadable_only,
+                self.sees_prereleases,
+            ],
+            installed_version: self.installed_text.into(),
+            conf: self.conf.into(),
+            conf_version: self.conf_version_text.into(),
+        }
     }
 }
 
 async fn get_available_releases(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
-    ClientBody(body): ClientBody,
-) -> Result<Json<ReleasesResponse>, ClientError> {
-    let request = CheckRequest::parse(&state, &body, ip)?;
-    let standing = request.standing();
-    let offers = request.offers(&standing);
-    record_check(&state, &request, &offers, ip);
-    Ok(Json(answer(&state, &request, &offers)))
+    headers: HeaderMap,
+    body: ClientBody,
+) -> Result<Response, ClientError> {
+    check(&state, ip, &headers, &body, false).await
 }
 
 async fn get_latest_release(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
-    ClientBody(body): ClientBody,
-) -> Result<Json<ReleasesResponse>, ClientError> {
-    let request = CheckRequest::parse(&state, &body, ip)?;
-    let standing = request.standing();
-    let latest: Vec<Offer> =
-        selection::latest(request.offers(&standing), request.downloadable_only)
-            .into_iter()
-            .collect();
-    record_check(&state, &request, &latest, ip);
-    Ok(Json(answer(&state, &request, &latest)))
+    headers: HeaderMap,
+    body: ClientBody,
+) -> Result<Response, ClientError> {
+    check(&state, ip, &headers, &body, true).await
+}
+
+/// Both check routes: parse, select, record, render into one buffer, sign.
+async fn check(
+    state: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    body: &ClientBody,
+    latest: bool,
+) -> Result<Response, ClientError> {
+    let (answer, key) = {
+        let body = body.parse()?;
+        let request = CheckRequest::parse(state, &body, ip)?;
+        let standing = licensing::standing(request.dist.gate, request.license.as_deref());
+        let dist = &request.dist;
+        let mut offers = selection::offers(
+            dist,
+            &CheckContext {
+                installed: request.installed.as_ref(),
+                conf: request.conf,
+                conf_version: &request.conf_version,
+                show_untested: request.show_untested,
+                sees_prereleases: request.sees_prereleases,
+                standing: &standing,
+            },
+        );
+        if latest {
+            offers = selection::latest(offers, request.downloadable_only)
+                .into_iter()
+                .collect();
+        }
+        record_check(state, &request, &offers, ip);
+        let expires = state.tokens.expiry(chrono::Utc::now().timestamp());
+        let links = Links {
+            base: &state.public_url_json,
+            secret: state.tokens.secret(),
+            expires,
+            // The key itself never goes into a link (issue 9); free downloads need none.
+            license: dist.gate.and(request.license.as_ref()).map(|l| l.id),
+            count: request.count_downloads,
+            conf: request.conf,
+            conf_version: request.conf_version_text,
+            installed_version: request.installed_text,
+        };
+        let answer = crate::answer::write_answer(dist, &offers, &links);
+        (answer, request.answer_key(latest, expires))
+    };
+    let query_id = headers
+        .get(HEADER_QUERY_ID)
+        .filter(|q| !q.is_empty())
+        .cloned();
+    Ok(signed_json(state, query_id, Some(key), Bytes::from(answer)).await)
+}
+
+/// A JSON answer signed here, on its final bytes (SPEC §4.7): with the caller's QueryID each
+/// time, without one once per [`AnswerKey`]. RSA runs on the blocking pool, never on the
+/// threads that drive connections.
+async fn signed_json(
+    state: &AppState,
+    query_id: Option<HeaderValue>,
+    key: Option<AnswerKey>,
+    body: Bytes,
+) -> Response {
+    let cached = match (&query_id, &key) {
+        (None, Some(key)) => state.answer_signatures.get(key),
+        _ => None,
+    };
+    let signature = match cached {
+        Some(signature) => signature,
+        None => {
+            let signer = state.signer.clone();
+            let (q, b) = (query_id.clone(), body.clone());
+            let signed = tokio::task::spawn_blocking(move || -> Arc<str> {
+                signer
+                    .sign(q.as_ref().map_or(&b""[..], |q| q.as_bytes()), &b)
+                    .into()
+            })
+            .await;
+            match signed {
+                Ok(signature) => {
+                    if let (None, Some(key)) = (&query_id, key) {
+                        state.answer_signatures.insert(key, signature.clone());
+                    }
+                    signature
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "signing an answer failed");
+                    return ClientError::internal("cannot sign the answer").into_response();
+                }
+            }
+        }
+    };
+    let mut response = Response::new(axum::body::Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::signing::JSON_UTF8),
+    );
+    if let Ok(value) = HeaderValue::from_str(&signature) {
+        headers.insert(HEADER_SIGNATURE, value);
+    }
+    if let Some(q) = query_id {
+        headers.insert(HEADER_QUERY_ID, q);
+    }
+    response
 }
 
 /// Statistics: queues a check event (never waits for the database).
-fn record_check(state: &AppState, request: &CheckRequest, offers: &[Offer], ip: IpAddr) {
+fn record_check(state: &AppState, request: &CheckRequest<'_>, offers: &[Offer<'_>], ip: IpAddr) {
     state.stats.check(crate::stats::capture::CheckEvent {
         at: chrono::Utc::now(),
         distribution_id: request.dist.id,
         paid: request.dist.gate.is_some(),
-        installed_version: request.installed_text.clone(),
-        conf: request.conf.clone(),
-        conf_version: request.conf_version_text.clone(),
+        installed_version: request.installed_text.to_owned(),
+        conf: request.conf.to_owned(),
+        conf_version: request.conf_version_text.to_owned(),
         offered_version: offers
             .first()
             .map(|o| o.release.version.to_string())
             .unwrap_or_default(),
-        license_key: request.license.as_ref().map(|l| l.key.clone()),
+        license_key: request.license.as_ref().map(|l| l.key.to_string()),
         client: ip,
     });
-}
-
-fn answer(state: &AppState, request: &CheckRequest, offers: &[Offer]) -> ReleasesResponse {
-    let now = chrono::Utc::now().timestamp();
-    let expiry = state.tokens.expiry(now);
-    let modules: Vec<Module> = offers
-        .iter()
-        .map(|offer| module(state, request, offer, expiry))
-        .collect();
-    let result = offers
-        .iter()
-        .find_map(|o| o.access.as_ref().err().cloned())
-        .unwrap_or_default();
-    ReleasesResponse { modules, result }
-}
-
-fn module(state: &AppState, request: &CheckRequest, offer: &Offer, expiry: i64) -> Module {
-    let dist = &request.dist;
-    let release = &offer.release;
-    let downloadable = offer.access.is_ok();
-    let files: Vec<ModuleFile> = release
-        .files
-        .iter()
-        .map(|f| ModuleFile {
-            name: f.name.clone(),
-            size: f.size,
-            url: if downloadable {
-                let grant = DownloadGrant {
-                    d: dist.id,
-                    f: f.id,
-                    k: dist
-                        .gate
-                        .and(request.license.as_ref().map(|l| l.key.clone())),
-                    c: request.count_downloads,
-                    e: expiry,
-                    conf: request.conf.clone(),
-                    cv: request.conf_version_text.clone(),
-                    iv: request.installed_text.clone(),
-                };
-                file_url(state, &state.tokens.issue(&grant), &f.name)
-            } else {
-                String::new()
-            },
-            md5: f.md5.clone(),
-            sha256: f.sha256.clone(),
-        })
-        .collect();
-    let (product, feature) = dist.gate.unwrap_or((0, 0));
-    Module {
-        release_id: release.id.into(),
-        uniqid: release.version.to_string(),
-        version: dist.label.clone(),
-        developer: dist.developer.clone(),
-        min_1c_version: offer.min_1c_version.clone(),
-        lic_product_id: product,
-        lic_feature_id: feature,
-        name: dist.name.clone(),
-        description: dist.description.clone(),
-        promo_link: dist.promo_link.clone(),
-        changelog: release.changelog.clone(),
-        size: release.main_file().map_or(0, |f| f.size),
-        download_link: files.first().map(|f| f.url.clone()).unwrap_or_default(),
-        files,
-        published_at: rfc3339(release.published_at),
-        prerelease: release.prerelease,
-        untested: offer.untested,
-        downloadable,
-        result: offer.access.clone().err().unwrap_or_default(),
-        distribution: dist.code.clone(),
-    }
 }
 
 pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn file_url(state: &AppState, token: &str, name: &str) -> String {
-    format!(
-        "{}/releases/v1/files/{token}/{}",
-        state.public_url,
-        percent_encoding::utf8_percent_encode(name, PATH_SEGMENT)
-    )
-}
-
-/// Everything but unreserved characters is escaped in a path segment.
-const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
 async fn get_module_info(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
-    ClientBody(body): ClientBody,
+    body: ClientBody,
 ) -> Result<Json<ModuleInfoResponse>, ClientError> {
+    let body = body.parse()?;
     let code = required_field(&body, "TYPE")?;
     let dist = published_distribution(&state, code)?;
     let key = text_field(&body, "KEY")?.filter(|k| !k.is_empty());
@@ -404,14 +427,14 @@ async fn get_module_info(
             release_id: r.id.into(),
             version: r.version.to_string(),
             published_at: rfc3339(r.published_at),
-            changelog: r.changelog.clone(),
+            changelog: r.changelog(),
             size: r.main_file().map_or(0, |f| f.size),
             downloads: counts.get(&r.id).copied().unwrap_or(0).max(0) as u64,
             compatibility: r
                 .compatibility
                 .iter()
                 .map(|c| Compatibility {
-                    conf: c.conf.clone(),
+                    conf: c.conf.to_string(),
                     min_1c_version: c.min.to_string(),
                     max_1c_version: c.max.as_ref().map(|v| v.to_string()),
                 })
@@ -422,11 +445,11 @@ async fn get_module_info(
     let (product, feature) = dist.gate.unwrap_or((0, 0));
     Ok(Json(ModuleInfoResponse {
         module: ModuleInfo {
-            code: dist.code.clone(),
-            name: dist.name.clone(),
-            description: dist.description.clone(),
-            developer: dist.developer.clone(),
-            promo_link: dist.promo_link.clone(),
+            code: dist.code.to_string(),
+            name: dist.name.to_string(),
+            description: dist.description.to_string(),
+            developer: dist.developer.to_string(),
+            promo_link: dist.promo_link.to_string(),
             lic_product_id: product,
             lic_feature_id: feature,
             releases,
@@ -438,26 +461,21 @@ async fn get_module_info(
 /// `{version}` or `latest` of a distribution (SPEC §4.3: visibility is the same on every
 /// route). An explicit version the caller may not see is `None`, exactly like a missing one;
 /// `latest` is the newest release that is visible and `usable`.
-fn find_release(
-    dist: &Distribution,
+fn find_release<'a>(
+    dist: &'a Distribution,
     version: &str,
     visible: impl Fn(&Release) -> bool,
     usable: impl Fn(&Release) -> bool,
-) -> Result<Option<Arc<Release>>, ClientError> {
+) -> Result<Option<&'a Release>, ClientError> {
     if version == "latest" {
-        return Ok(dist
-            .releases
-            .iter()
-            .find(|r| visible(r) && usable(r))
-            .cloned());
+        return Ok(dist.releases.iter().find(|r| visible(r) && usable(r)));
     }
     let wanted = Version::parse(dist.scheme, version)
         .map_err(|e| ClientError::bad_request(e.to_string()))?;
     Ok(dist
         .releases
         .iter()
-        .find(|r| r.version == wanted && visible(r))
-        .cloned())
+        .find(|r| r.version == wanted && visible(r)))
 }
 
 async fn get_extension_hash(
@@ -485,8 +503,8 @@ async fn get_extension_hash(
         ))
     })?;
     let hash = release
-        .metadata
-        .get("extension_hash")
+        .extension_hash
+        .as_deref()
         .filter(|h| !h.is_empty())
         .ok_or_else(|| {
             ClientError::not_found(format!(
@@ -495,7 +513,7 @@ async fn get_extension_hash(
             ))
         })?;
     Ok(Json(ExtensionHashResponse {
-        hash: hash.clone(),
+        hash: hash.to_owned(),
         result: String::new(),
     }))
 }
@@ -535,33 +553,38 @@ async fn module_file(
         .distribution(code)
         .filter(|d| d.published)
         .ok_or_else(|| ClientError::not_found(format!("unknown distribution {}", quote(code))))?;
-    let (license, counted_by) = match hash {
-        None => (None, None),
+    // The credential, and (for a token) the one release it opens.
+    let (license, counted_by, token_release) = match hash {
+        None => (None, None, None),
         Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
             if state.limiter.is_blocked(&ip) {
                 return Err(ClientError::too_many_requests());
             }
-            let found = state.catalog.license_by_sha256(&h.to_ascii_lowercase());
+            let found = state.catalog.license_by_sha256(h);
             if found.is_none() {
                 state.limiter.record_failure(ip);
                 return Err(ClientError::forbidden(
                     "the license key is not known to this server",
                 ));
             }
-            (found, Some(h.to_ascii_lowercase()))
+            (found, Some(h.to_ascii_lowercase()), None)
         }
         Some(token) => {
             let grant = state
                 .tokens
                 .verify(token, chrono::Utc::now().timestamp())
                 .map_err(|e| ClientError::forbidden(e.to_string()))?;
-            if grant.d != dist.id {
+            if grant.distribution != dist.id {
                 return Err(ClientError::forbidden(
                     "the download link is for another distribution",
                 ));
             }
-            let license = grant.k.as_deref().and_then(|k| state.catalog.license(k));
-            (license, grant.c.then(|| token.to_owned()))
+            let license = grant.license.and_then(|id| state.catalog.license_by_id(id));
+            (
+                license,
+                grant.count.then(|| token.to_owned()),
+                Some(grant.release),
+            )
         }
     };
     if dist.gate.is_some() && license.is_none() {
@@ -585,16 +608,21 @@ async fn module_file(
             quote(code)
         ))
     })?;
+    if token_release.is_some_and(|id| id != release.id) {
+        return Err(ClientError::forbidden(
+            "the download link is for another release",
+        ));
+    }
     licensing::downloadable(&standing, release.published_at).map_err(ClientError::forbidden)?;
     let file = release
         .main_file()
         .ok_or_else(|| ClientError::not_found("the release has no files"))?;
     let counted = counted_by.map(|by| CountedDownload {
         dedup_key: crate::routes::files::dedup_key(&[by.as_bytes(), &file.id.to_be_bytes()]),
-        license_key: license.as_ref().map(|l| l.key.clone()),
+        license_key: license.as_ref().map(|l| l.key.to_string()),
         conf: String::new(),
         conf_version: String::new(),
         installed_version: String::new(),
     });
-    serve_file(state, &dist, &release, file, method, headers, counted).await
+    serve_file(state, &dist, release, file, method, headers, counted).await
 }

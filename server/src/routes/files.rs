@@ -59,23 +59,18 @@ async fn download(
     let gone = || ClientError::not_found("this file is no longer available");
     let dist = state
         .catalog
-        .distribution_by_id(grant.d)
+        .distribution_by_id(grant.distribution)
         .filter(|d| d.published)
         .ok_or_else(gone)?;
-    let (release, file) = dist
-        .releases
-        .iter()
-        .find_map(|r| r.file(grant.f).map(|f| (r.clone(), f.clone())))
-        .ok_or_else(gone)?;
-    if file.name != name {
-        return Err(ClientError::forbidden(
-            "the download link does not match the file name",
-        ));
-    }
+    // One token per release (issue 9): it opens the files of that release and no other.
+    let release = dist.release(grant.release).ok_or_else(gone)?;
+    let file = release.file_named(&name).ok_or_else(|| {
+        ClientError::not_found("the release of this download link has no file of that name")
+    })?;
     // The license is checked again: a key revoked since the check loses its links, and a
     // prerelease link stops working once the license loses `beta` (SPEC §4.1 rule 2 holds on
     // every route: a release the caller may no longer see is answered like a missing one).
-    let license = grant.k.as_deref().and_then(|k| state.catalog.license(k));
+    let license = grant.license.and_then(|id| state.catalog.license_by_id(id));
     if release.prerelease
         && !licensing::sees_prereleases(
             license.as_deref(),
@@ -88,14 +83,14 @@ async fn download(
         let standing = licensing::standing(dist.gate, license.as_deref());
         licensing::downloadable(&standing, release.published_at).map_err(ClientError::forbidden)?;
     }
-    let counted = grant.c.then(|| CountedDownload {
+    let counted = grant.count.then(|| CountedDownload {
         dedup_key: dedup_key(&[token.as_bytes(), &file.id.to_be_bytes()]),
-        license_key: grant.k.clone(),
-        conf: grant.conf.clone(),
-        conf_version: grant.cv.clone(),
-        installed_version: grant.iv.clone(),
+        license_key: license.as_ref().map(|l| l.key.to_string()),
+        conf: grant.conf,
+        conf_version: grant.conf_version,
+        installed_version: grant.installed_version,
     });
-    serve_file(&state, &dist, &release, &file, &method, &headers, counted).await
+    serve_file(&state, &dist, release, file, &method, &headers, counted).await
 }
 
 /// Answers with the file's bytes (or a part, or a redirect, or only headers).
@@ -108,8 +103,9 @@ pub async fn serve_file(
     headers: &HeaderMap,
     counted: Option<CountedDownload>,
 ) -> Result<Response, ClientError> {
-    let etag = format!("\"{}\"", file.sha256);
-    let key = BlobKey::from_sha256_hex(&file.sha256).map_err(ClientError::internal)?;
+    let sha256 = file.sha256_hex();
+    let etag = format!("\"{sha256}\"");
+    let key = BlobKey::from_sha256_hex(&sha256).map_err(ClientError::internal)?;
 
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
