@@ -58,7 +58,8 @@ FROM h JOIN dist d ON d.idx = h.didx JOIN confs c ON c.idx = h.inst % 12;
 
 -- Downloads: the release current on that day; 10 % stop early.
 INSERT INTO download_events (at, distribution_id, release_id, file_id, license_key, conf,
-                             conf_version, installed_version, bytes, dedup_key, completed)
+                             conf_version, installed_version, bytes, dedup_key, completed,
+                             starts, completions)
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < (SELECT downloads FROM p)),
 g AS (
   SELECT i, (i * 7) % (SELECT installations FROM p) AS inst, (i * 37) % (SELECT days FROM p) AS day FROM n
@@ -75,7 +76,8 @@ SELECT strftime('%Y-%m-%dT%H:%M:%S+00:00', (SELECT start FROM p) + h.day * 86400
        COALESCE((SELECT r2.version FROM rel r2 WHERE r2.distribution_id = d.id AND r2.idx = h.ridx - 1), ''),
        CASE WHEN h.i % 10 = 0 THEN r.size / 3 ELSE r.size END,
        printf('bench%012d', h.i),
-       h.i % 10 != 0
+       h.i % 10 != 0,
+       1, h.i % 10 != 0
 FROM h JOIN dist d ON d.idx = h.didx
        JOIN rel r ON r.distribution_id = d.id AND r.idx = h.ridx
        JOIN confs c ON c.idx = h.inst % 12;

@@ -8,6 +8,7 @@ mod m20261122_000002_stats;
 mod m20261130_000003_semver_precedence;
 mod m20261130_100001_cluster;
 mod m20261201_000001_blobs;
+mod m20261202_000001_download_starts;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_semver_precedence::Migration),
             Box::new(m20261201_000001_blobs::Migration),
             Box::new(m20261130_100001_cluster::Migration),
+            Box::new(m20261202_000001_download_starts::Migration),
         ]
     }
 }

@@ -200,8 +200,9 @@ pub async fn write_batch(
     if !downloads.is_empty() && db.get_database_backend() == sea_orm::DbBackend::Postgres {
         // Instances sharing the database (issue 8, item 3) take turns with downloads: a
         // download begun on one and resumed on another reaches both recorders, and two batches
-        // reading "not counted yet" at once would both count it. Held until commit; SQLite
-        // has one writer at a time already.
+        // reading a link's starts and completions at once would both count from the same
+        // values (or both insert its row). Held until commit; SQLite has one writer at a time
+        // already.
         txn.execute_raw(sea_orm::Statement::from_sql_and_values(
             sea_orm::DbBackend::Postgres,
             "SELECT pg_advisory_xact_lock($1)",
@@ -215,7 +216,7 @@ pub async fn write_batch(
     txn.commit().await
 }
 
-/// The downloads of this batch that the database has already counted.
+/// The links of this batch that the database already has a row for.
 async fn known_downloads(
     db: &impl ConnectionTrait,
     events: &[DownloadEvent],
@@ -240,7 +241,8 @@ async fn known_downloads(
                     license_key: row.license_key,
                     conf: row.conf,
                     installed_version: row.installed_version,
-                    completed: row.completed,
+                    starts: i64::from(row.starts),
+                    completions: i64::from(row.completions),
                 },
             );
         }
@@ -277,9 +279,9 @@ async fn apply(db: &impl ConnectionTrait, plan: Plan) -> Result<(), DbErr> {
             .await?;
     }
 
-    let download_models = download_inserts
-        .into_iter()
-        .map(|e| download_event::ActiveModel {
+    let download_models = download_inserts.into_iter().map(|row| {
+        let e = row.event;
+        download_event::ActiveModel {
             at: Set(e.at),
             distribution_id: Set(e.distribution_id),
             release_id: Set(e.release_id),
@@ -289,10 +291,13 @@ async fn apply(db: &impl ConnectionTrait, plan: Plan) -> Result<(), DbErr> {
             conf_version: Set(e.conf_version),
             installed_version: Set(e.installed_version),
             bytes: Set(i64::try_from(e.bytes).unwrap_or(i64::MAX)),
-            completed: Set(e.completed),
+            completed: Set(row.completed),
             dedup_key: Set(e.dedup_key),
+            starts: Set(saturating_i32(row.starts)),
+            completions: Set(saturating_i32(row.completions)),
             ..Default::default()
-        });
+        }
+    });
     for chunk in chunks(download_models) {
         download_event::Entity::insert_many(chunk)
             .on_conflict_do_nothing_on([download_event::Column::DedupKey])
@@ -304,6 +309,19 @@ async fn apply(db: &impl ConnectionTrait, plan: Plan) -> Result<(), DbErr> {
             download_event::Column::Bytes,
             Expr::col(download_event::Column::Bytes).add(update.add_bytes),
         );
+        if update.add_starts != 0 {
+            stmt = stmt.col_expr(
+                download_event::Column::Starts,
+                Expr::col(download_event::Column::Starts).add(saturating_i32(update.add_starts)),
+            );
+        }
+        if update.add_completions != 0 {
+            stmt = stmt.col_expr(
+                download_event::Column::Completions,
+                Expr::col(download_event::Column::Completions)
+                    .add(saturating_i32(update.add_completions)),
+            );
+        }
         if update.completed {
             stmt = stmt.col_expr(download_event::Column::Completed, Expr::value(true));
         }
@@ -425,6 +443,10 @@ async fn apply(db: &impl ConnectionTrait, plan: Plan) -> Result<(), DbErr> {
     Ok(())
 }
 
+fn saturating_i32(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
+}
+
 fn chunks<T>(items: impl Iterator<Item = T>) -> Vec<Vec<T>> {
     let mut out: Vec<Vec<T>> = Vec::new();
     for item in items {
@@ -526,7 +548,9 @@ mod tests {
         }
     }
 
-    fn download(key: &str, bytes: u64, completed: bool) -> DownloadEvent {
+    /// One request through link `key`: `first_byte` when it started at byte 0, `completed`
+    /// when it delivered the last byte.
+    fn download(key: &str, bytes: u64, first_byte: bool, completed: bool) -> DownloadEvent {
         DownloadEvent {
             at: chrono::Utc::now(),
             distribution_id: 1,
@@ -537,6 +561,7 @@ mod tests {
             conf_version: "11.5".into(),
             installed_version: "1.0".into(),
             bytes,
+            first_byte,
             completed,
             dedup_key: key.into(),
         }
@@ -557,7 +582,9 @@ mod tests {
     }
 
     /// Batches against a real (in-memory SQLite) schema: a download resumed in a later batch
-    /// adds bytes and its completion to the first day, and is counted once.
+    /// adds bytes and its completion to the first day and is counted once; a second download
+    /// through the same link counts again; a resume written before the request it continues
+    /// counts once when that request comes; a range from the middle alone only adds bytes.
     #[tokio::test]
     async fn batches_maintain_the_roll_ups() {
         let db = Database::connect("sqlite::memory:").await.unwrap();
@@ -567,8 +594,8 @@ mod tests {
             vec![
                 Event::Check(check()),
                 Event::Check(check()),
-                Event::Download(download("a", 400, false)),
-                Event::Download(download("b", 1000, true)),
+                Event::Download(download("a", 400, true, false)),
+                Event::Download(download("b", 1000, true, true)),
             ],
             b"salt",
         )
@@ -577,8 +604,13 @@ mod tests {
         write_batch(
             &db,
             vec![
-                Event::Download(download("a", 600, true)),
-                Event::Download(download("a", 1000, true)),
+                // The rest of a's first download, then a second download through a's link.
+                Event::Download(download("a", 600, false, true)),
+                Event::Download(download("a", 1000, true, true)),
+                // The end of d, written before d's first request.
+                Event::Download(download("d", 600, false, true)),
+                // A range from the middle, never continued or begun.
+                Event::Download(download("m", 100, false, false)),
             ],
             b"salt",
         )
@@ -591,16 +623,30 @@ mod tests {
             distribution_id: Some(1),
             release_id: None,
         };
+        let totals = |table: &query::Table| {
+            (
+                table.total("downloads"),
+                table.total("completed"),
+                table.total("bytes"),
+            )
+        };
         let table = query::downloads(&db, &filter, GroupBy::Day).await.unwrap();
-        assert_eq!(table.total("downloads"), 2);
-        assert_eq!(table.total("completed"), 2);
-        assert_eq!(table.total("bytes"), 3000);
+        assert_eq!(totals(&table), (3, 3, 3700));
+        write_batch(
+            &db,
+            vec![Event::Download(download("d", 400, true, false))],
+            b"salt",
+        )
+        .await
+        .unwrap();
+        let table = query::downloads(&db, &filter, GroupBy::Day).await.unwrap();
+        assert_eq!(totals(&table), (4, 4, 4100));
         let table = query::downloads(&db, &filter, GroupBy::License)
             .await
             .unwrap();
-        assert_eq!(table.total("downloads"), 2);
+        assert_eq!(totals(&table), (4, 4, 4100));
         let paths = query::upgrade_paths(&db, &filter).await.unwrap();
-        assert_eq!(paths.total("downloads"), 2);
+        assert_eq!(paths.total("downloads"), 4);
         let base = query::installed_base(
             &db,
             Some(1),
@@ -612,12 +658,78 @@ mod tests {
         .unwrap();
         assert_eq!(base.total("installations"), 1);
         let per_release = query::downloads_per_release(&db, 1).await.unwrap();
-        assert_eq!(per_release.get(&7), Some(&2));
+        assert_eq!(per_release.get(&7), Some(&4));
         let raw = download_event::Entity::find().all(&db).await.unwrap();
-        assert_eq!(raw.len(), 2);
-        let a = raw.iter().find(|r| r.dedup_key == "a").unwrap();
-        assert_eq!((a.bytes, a.completed), (2000, true));
+        assert_eq!(raw.len(), 4);
+        let row = |key: &str| {
+            let r = raw.iter().find(|r| r.dedup_key == key).unwrap();
+            (r.bytes, r.starts, r.completions, r.completed)
+        };
+        assert_eq!(row("a"), (2000, 2, 2, true));
+        assert_eq!(row("b"), (1000, 1, 1, true));
+        assert_eq!(row("d"), (1000, 1, 1, true));
+        assert_eq!(row("m"), (100, 0, 0, false));
         assert_eq!(check_event::Entity::find().all(&db).await.unwrap().len(), 2);
+    }
+
+    /// Rows written before the `starts`/`completions` columns were each one counted download:
+    /// the migration keeps them so, and later requests through their links count on top.
+    #[tokio::test]
+    async fn rows_from_before_the_migration_count_one_download_each() {
+        use sea_orm::ConnectionTrait;
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        let before = Migrator::migrations().len() - 1;
+        Migrator::up(&db, Some(u32::try_from(before).unwrap()))
+            .await
+            .unwrap();
+        for (key, completed) in [("old-done", true), ("old-partial", false)] {
+            db.execute_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Sqlite,
+                "INSERT INTO download_events (at, distribution_id, release_id, file_id, \
+                 license_key, conf, conf_version, installed_version, bytes, dedup_key, completed) \
+                 VALUES (?, 1, 7, 70, NULL, 'УТ', '11.5', '1.0', 100, ?, ?)",
+                [chrono::Utc::now().into(), key.into(), completed.into()],
+            ))
+            .await
+            .unwrap();
+        }
+        Migrator::up(&db, None).await.unwrap();
+        let raw = download_event::Entity::find().all(&db).await.unwrap();
+        let row = |key: &str| {
+            let r = raw.iter().find(|r| r.dedup_key == key).unwrap();
+            (r.starts, r.completions, r.completed)
+        };
+        assert_eq!(row("old-done"), (1, 1, true));
+        assert_eq!(row("old-partial"), (1, 0, false));
+        // The partial one is resumed to the end: completed, not counted again.
+        write_batch(
+            &db,
+            vec![Event::Download(download("old-partial", 900, false, true))],
+            b"salt",
+        )
+        .await
+        .unwrap();
+        let today = chrono::Utc::now().date_naive();
+        let filter = Filter {
+            from: today,
+            to: today,
+            distribution_id: Some(1),
+            release_id: None,
+        };
+        let table = query::downloads(&db, &filter, GroupBy::Day).await.unwrap();
+        // The roll-ups get only what this batch added (the old rows' were written with them).
+        assert_eq!(
+            (
+                table.total("downloads"),
+                table.total("completed"),
+                table.total("bytes")
+            ),
+            (0, 1, 900)
+        );
+        let raw = download_event::Entity::find().all(&db).await.unwrap();
+        let partial = raw.iter().find(|r| r.dedup_key == "old-partial").unwrap();
+        assert_eq!((partial.starts, partial.completions), (1, 1));
+        assert!(partial.completed);
     }
 
     /// Two instances' recorders on one PostgreSQL database (issue 8, item 3): each round, a
@@ -655,9 +767,9 @@ mod tests {
                         .map(|_| Event::Check(check()))
                         .collect();
                     events.push(Event::Download(if first_part {
-                        download(&key, 400, false)
+                        download(&key, 400, true, false)
                     } else {
-                        download(&key, 600, true)
+                        download(&key, 600, false, true)
                     }));
                     barrier.wait().await;
                     write_batch(&db, events, b"salt").await.unwrap();
@@ -705,7 +817,8 @@ mod tests {
         assert_eq!(checks, (2 * ROUNDS * CHECKS_PER_BATCH) as i64);
         assert_eq!(raw.len(), ROUNDS);
         assert!(
-            raw.iter().all(|r| r.bytes == 1000 && r.completed),
+            raw.iter()
+                .all(|r| r.bytes == 1000 && (r.starts, r.completions) == (1, 1) && r.completed),
             "{raw:?}"
         );
     }

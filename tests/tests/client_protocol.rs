@@ -1082,8 +1082,62 @@ async fn module_info_extension_hash_and_module_file() {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
 
+/// Waits (bounded) until the batch writer has committed `events` events — checks and
+/// requests of counted downloads (HEAD sends none) — so counts read afterwards are final.
+async fn wait_until_written(server: &TestServer, events: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, p) = server
+            .admin_json(Method::GET, "/api/v1/stats/pipeline", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{p}");
+        assert_eq!(p["dropped_events"], 0, "{p}");
+        assert_eq!(p["failed_events"], 0, "{p}");
+        let written = p["written_events"].as_u64().unwrap();
+        assert!(written <= events, "more events than sent: {p}");
+        if written == events {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "statistics were not written: {p}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Downloads per release as `getModuleInfo` shows them, newest release first.
+async fn module_info_downloads(server: &TestServer) -> Vec<u64> {
+    let (status, info) = server
+        .client_post("getModuleInfo", json!({"TYPE": TYPE}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+    info["module"]["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["downloads"].as_u64().unwrap())
+        .collect()
+}
+
+/// GETs `url` (with `range`, if any) and returns the body.
+async fn fetch(server: &TestServer, url: &str, range: Option<&str>) -> Vec<u8> {
+    let mut req = server.client.get(url);
+    if let Some(range) = range {
+        req = req.header("Range", range);
+    }
+    let resp = req.send().await.unwrap();
+    let expected = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    assert_eq!(resp.status(), expected, "{url} {range:?}");
+    resp.bytes().await.unwrap().to_vec()
+}
+
 #[tokio::test]
-async fn counted_downloads_count_once_per_token_and_only_when_asked() {
+async fn counted_downloads_count_each_first_byte_request_and_only_when_asked() {
     let server = TestServer::start().await;
     seed_miko(&server).await;
     let (_, counted) = server
@@ -1096,46 +1150,105 @@ async fn counted_downloads_count_once_per_token_and_only_when_asked() {
         )
         .await;
     let link = counted["modules"][0]["download_link"].as_str().unwrap();
-    // An interrupted download resumed twice is one download.
+    // An interrupted download resumed once (0-99, 100-), then downloaded again from the
+    // start (0-): two downloads through one link.
     for range in ["bytes=0-99", "bytes=100-", "bytes=0-"] {
-        let resp = server
-            .client
-            .get(link)
-            .header("Range", range)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
-        resp.bytes().await.unwrap();
+        fetch(&server, link, Some(range)).await;
     }
     let plain = uncounted["modules"][1]["download_link"].as_str().unwrap();
-    server
+    fetch(&server, plain, None).await;
+
+    // Two checks and three counted requests; the uncounted link sends nothing.
+    wait_until_written(&server, 5).await;
+    assert_eq!(module_info_downloads(&server).await, [2, 0, 0]);
+}
+
+/// Downloads count the way users mean them (issue 9): separate downloads through one link
+/// count separately, a download resumed in ranges counts once, and neither a HEAD nor a range
+/// from the middle alone counts (its bytes still add up). Read back through `getModuleInfo`
+/// and the stats API, with completed downloads and bytes.
+#[tokio::test]
+async fn downloads_count_per_first_byte_request_resumes_once_head_and_middle_ranges_never() {
+    let server = TestServer::start().await;
+    let files = seed_miko(&server).await;
+    let (_, answer) = server
+        .client_post(
+            "getAvailableReleases",
+            with(seed_request(), json!({"INSTALLED_VERSION": "4.0.4.1"})),
+        )
+        .await;
+    assert_eq!(versions(&answer), ["4.0.4.11", "4.0.4.10", "4.0.4.9"]);
+    let link = |i: usize| answer["modules"][i]["download_link"].as_str().unwrap();
+    let mut events = 1;
+
+    // 4.0.4.11: three installations download through the same link.
+    for _ in 0..3 {
+        assert_eq!(fetch(&server, link(0), None).await, files[2]);
+        events += 1;
+    }
+
+    // 4.0.4.10: one download, interrupted and resumed (If-Range as a resuming client sends).
+    let size = files[1].len();
+    let mut whole = fetch(&server, link(1), Some("bytes=0-4999")).await;
+    let resp = server
         .client
-        .get(plain)
+        .get(link(1))
+        .header("Range", "bytes=5000-")
+        .header("If-Range", format!("\"{}\"", sha256_hex(&files[1])))
         .send()
         .await
-        .unwrap()
-        .bytes()
-        .await
         .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    whole.extend_from_slice(&resp.bytes().await.unwrap());
+    assert_eq!(whole, files[1]);
+    events += 2;
 
-    let mut downloads = Vec::new();
-    for _ in 0..50 {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let (_, info) = server
-            .client_post("getModuleInfo", json!({"TYPE": TYPE}))
-            .await;
-        downloads = info["module"]["releases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["downloads"].as_u64().unwrap())
-            .collect();
-        if downloads[0] > 0 {
-            break;
-        }
-    }
-    assert_eq!(downloads, [1, 0, 0]);
+    // 4.0.4.9: a HEAD, a range from the middle and one from the middle to the end begin no
+    // download (and complete none); their bytes add up.
+    let head = server.client.head(link(2)).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        fetch(&server, link(2), Some("bytes=100-199")).await.len(),
+        100
+    );
+    let tail = files[0].len() - 5000;
+    assert_eq!(
+        fetch(&server, link(2), Some("bytes=5000-")).await.len(),
+        tail
+    );
+    events += 2;
+
+    wait_until_written(&server, events).await;
+    assert_eq!(module_info_downloads(&server).await, [3, 1, 0]);
+    let (status, report) = server
+        .admin_json(
+            Method::GET,
+            &format!("/api/v1/stats/downloads?distribution={TYPE}&group_by=release"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let per_release: std::collections::BTreeMap<String, Value> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["version"].as_str().unwrap().to_owned(),
+                json!([r["downloads"], r["completed"], r["bytes"]]),
+            )
+        })
+        .collect();
+    let full = |i: usize| files[i].len();
+    assert_eq!(
+        per_release,
+        std::collections::BTreeMap::from([
+            ("4.0.4.11".to_owned(), json!([3, 3, 3 * full(2)])),
+            ("4.0.4.10".to_owned(), json!([1, 1, size])),
+            ("4.0.4.9".to_owned(), json!([0, 0, 100 + tail])),
+        ]),
+        "{report}"
+    );
 }
 
 /// Writes `request` on a raw connection (ignoring a reset once the server has answered) and

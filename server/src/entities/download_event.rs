@@ -14,9 +14,16 @@ pub struct Model {
     pub conf_version: String,
     pub installed_version: String,
     pub bytes: i64,
-    /// Some request of this download delivered the file's last byte (see `stats`).
+    /// `min(completions, starts) > 0`: some download through this link was completed
+    /// (see `stats`).
     pub completed: bool,
+    /// One row per link (token and file, or key hash, file and day).
     pub dedup_key: String,
+    /// Requests of this link that started at the file's first byte: the downloads counted.
+    pub starts: i32,
+    /// Responses of this link that delivered the file's last byte; `min(completions, starts)`
+    /// of them are counted as completed downloads.
+    pub completions: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -567,7 +567,10 @@ async fn module_file(
                     "the license key is not known to this server",
                 ));
             }
-            (found, Some(h.to_ascii_lowercase()), None)
+            // A key hash is a permanent link: its downloads are counted per UTC day, so one
+            // used again later is not attributed to its first day's row.
+            let day = crate::stats::capture::day_of(chrono::Utc::now());
+            (found, Some(format!("{}/{day}", h.to_ascii_lowercase())), None)
         }
         Some(token) => {
             let grant = state

@@ -28,7 +28,7 @@ pub fn router() -> Router<AppState> {
 
 /// What to record when a counted download starts.
 pub struct CountedDownload {
-    /// Equal for every request of one token and file, so resuming counts once.
+    /// Equal for every request through one link: its requests share one raw row.
     pub dedup_key: String,
     pub license_key: Option<String>,
     pub conf: String,
@@ -149,9 +149,12 @@ pub async fn serve_file(
     };
 
     // Statistics: a counted GET becomes a download event when its body ends (see `stats`).
+    // It begins a download when it serves the first byte: no range (or one ignored for a
+    // stale If-Range, so the whole file), or a range from 0.
+    let first_byte = range.as_ref().is_none_or(|r| r.start == 0);
     let counted = counted
         .filter(|_| *method != Method::HEAD)
-        .map(|c| counted_event(dist, release, file, c));
+        .map(|c| counted_event(dist, release, file, c, first_byte));
     let span = range.clone().unwrap_or(0..file.size);
 
     if state.settings.redirect_downloads && state.storage.supports_presign() {
@@ -218,6 +221,7 @@ fn counted_event(
     release: &Release,
     file: &File,
     c: CountedDownload,
+    first_byte: bool,
 ) -> DownloadEvent {
     DownloadEvent {
         at: chrono::Utc::now(),
@@ -229,6 +233,7 @@ fn counted_event(
         conf_version: c.conf_version,
         installed_version: c.installed_version,
         bytes: 0,
+        first_byte,
         completed: false,
         dedup_key: c.dedup_key,
     }

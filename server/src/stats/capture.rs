@@ -38,9 +38,14 @@ pub struct DownloadEvent {
     pub installed_version: String,
     /// Bytes this request handed to the connection.
     pub bytes: u64,
+    /// This request started at the file's first byte (no `Range`, a range starting at 0, or
+    /// a range ignored for a stale `If-Range`): it begins a download, which counts one.
+    /// Requests starting later continue a download and never count anew.
+    pub first_byte: bool,
     /// This request delivered through the file's last byte.
     pub completed: bool,
-    /// Equal for every request of one download, so resuming counts once.
+    /// Equal for every request through one link (token and file, or key hash, file and day):
+    /// the link's requests share one raw row that counts its starts and completions.
     pub dedup_key: String,
 }
 

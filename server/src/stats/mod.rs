@@ -7,11 +7,19 @@
 //!   [`crate::recorder`]; a full queue drops the event and counts it, never blocks.
 //! - Roll-ups: each batch is turned into raw rows plus deltas of the daily roll-up tables by
 //!   the plain functions of [`rollup`], and written in one transaction.
-//! - A download is *counted* once per dedup key (token and file, or key hash and file), on the
-//!   day of its first request. Its `bytes` add up across every request of that key (resumes
-//!   included). It is *completed* when some request of it delivered the file's last byte,
-//!   i.e. a response whose range ends at the end of the file was streamed to the connection
-//!   to its end (for a redirect to a presigned URL: a redirect for such a range).
+//! - A download is *counted* when a request for the file's first byte is served through a
+//!   counted link (no `Range`, a range from 0, or a range ignored for a stale `If-Range`);
+//!   a request that starts later continues a download and never counts anew. So separate
+//!   downloads through one link count separately, and a download resumed in many ranges counts
+//!   once. HEAD never counts. Each link (token and file; key hash, file and UTC day for
+//!   `getModuleFile` with a key hash) has one raw row with its `starts` and `completions`;
+//!   every request adds its `bytes`, and everything is attributed to the day and attributes of
+//!   the link's first recorded request. A response *completes* a download when it delivered
+//!   the file's last byte, i.e. a response whose range ends at the end of the file was
+//!   streamed to the connection to its end (for a redirect to a presigned URL: a redirect for
+//!   such a range); a link counts `min(completions, starts)` completed downloads, never more
+//!   than its downloads. The roll-ups get the difference a batch makes to those counts, so the
+//!   totals do not depend on the order in which the requests of a download are written.
 //! - An *installation* is the license key for paid distributions, or the client address
 //!   (hashed with the per-install salt in `data_dir/stats-salt`) for free ones, plus CONF.
 
