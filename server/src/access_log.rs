@@ -248,15 +248,92 @@ impl Finish {
             metrics::counter!(telemetry::DOWNLOADS).increment(1);
             metrics::counter!(telemetry::DOWNLOAD_BYTES).increment(bytes);
         }
+        if !tracing::enabled!(target: "access", tracing::Level::INFO) {
+            return;
+        }
+        let line = AccessLine {
+            method: self.method,
+            route: self.route,
+            status: self.status,
+            bytes,
+            duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            client: self.client,
+        };
+        // Formatting costs the request thread about as much as a small answer (bench/log_cost.sh):
+        // lines are formatted on their own thread. When it is far behind, the line is
+        // formatted here rather than lost.
+        use std::sync::mpsc::TrySendError;
+        if let Err(
+            TrySendError::Full(Record::Line(line)) | TrySendError::Disconnected(Record::Line(line)),
+        ) = access_thread().try_send(Record::Line(line))
+        {
+            line.emit();
+        }
+    }
+}
+
+/// One access line, formatted by the access-log thread.
+struct AccessLine {
+    method: Method,
+    route: Option<MatchedPath>,
+    status: StatusCode,
+    bytes: u64,
+    duration_ms: f64,
+    client: IpAddr,
+}
+
+impl AccessLine {
+    fn emit(self) {
         tracing::info!(
             target: "access",
             method = %self.method,
             route = self.route.as_ref().map_or("-", MatchedPath::as_str),
             status = self.status.as_u16(),
-            bytes,
-            duration_ms = %format_args!("{:.3}", self.started.elapsed().as_secs_f64() * 1000.0),
+            bytes = self.bytes,
+            duration_ms = %format_args!("{:.3}", self.duration_ms),
             client = %self.client,
         );
+    }
+}
+
+enum Record {
+    Line(AccessLine),
+    /// Answered once every line sent before it has been emitted.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// Lines waiting for the access-log thread; beyond this they are formatted in place.
+const ACCESS_QUEUE: usize = 16 * 1024;
+
+fn access_thread() -> &'static std::sync::mpsc::SyncSender<Record> {
+    static SENDER: OnceLock<std::sync::mpsc::SyncSender<Record>> = OnceLock::new();
+    SENDER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(ACCESS_QUEUE);
+        let spawned = std::thread::Builder::new()
+            .name("vypusk-access".into())
+            .spawn(move || {
+                for record in rx {
+                    match record {
+                        Record::Line(line) => line.emit(),
+                        Record::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the access-log thread; lines are formatted in place");
+        }
+        tx
+    })
+}
+
+/// Waits (bounded) until every access line handed over so far is written to the log; called at
+/// shutdown so the last requests' lines are not lost.
+pub fn flush() {
+    let (done, wait) = std::sync::mpsc::sync_channel(1);
+    if access_thread().send(Record::Flush(done)).is_ok() {
+        let _ = wait.recv_timeout(std::time::Duration::from_secs(5));
     }
 }
 

@@ -35,8 +35,9 @@ pub enum Change<'a> {
     Distribution(i32),
     /// One license or its features (by key).
     License(&'a str),
-    /// Any number of licenses (a bulk import).
-    AllLicenses,
+    /// Any number of licenses written by one bulk import, every one with `updated_at` at or
+    /// after this time: an instance re-reads only those, never all licenses (issue 9: memory).
+    ImportedLicenses(chrono::DateTime<chrono::Utc>),
     /// An API key (by id).
     ApiKey(i32),
 }
@@ -46,7 +47,7 @@ impl Change<'_> {
         match self {
             Change::Distribution(id) => ("distribution", id.to_string()),
             Change::License(key) => ("license", (*key).to_owned()),
-            Change::AllLicenses => ("licenses", String::new()),
+            Change::ImportedLicenses(since) => ("licenses", since.timestamp().to_string()),
             Change::ApiKey(id) => ("api_key", id.to_string()),
         }
     }
@@ -127,6 +128,7 @@ pub async fn catch_up(db: &DatabaseConnection, catalog: &Catalog) -> Result<(), 
     let mut distributions = BTreeSet::new();
     let mut licenses = BTreeSet::new();
     let mut all_licenses = false;
+    let mut imported_since: Option<i64> = None;
     for row in rows {
         let kind: String = row.try_get("", "kind")?;
         let target: String = row.try_get("", "target")?;
@@ -140,7 +142,13 @@ pub async fn catch_up(db: &DatabaseConnection, catalog: &Catalog) -> Result<(), 
             "license" => {
                 licenses.insert(target);
             }
-            "licenses" => all_licenses = true,
+            "licenses" => match target.parse::<i64>() {
+                Ok(since) => {
+                    imported_since = Some(imported_since.map_or(since, |s: i64| Ord::min(s, since)))
+                }
+                // Written before imports named their time.
+                Err(_) => all_licenses = true,
+            },
             "api_key" => {}
             // Written by a newer version of vypusk: it knows what changed; this one does not.
             _ => return reload_everything(db, catalog, current).await,
@@ -152,6 +160,9 @@ pub async fn catch_up(db: &DatabaseConnection, catalog: &Catalog) -> Result<(), 
     if all_licenses {
         catalog.reload_licenses(db).await?;
     } else {
+        if let Some(since) = imported_since.and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
+            catalog.refresh_licenses_since(db, since).await?;
+        }
         for key in licenses {
             catalog.refresh_license(db, &key).await?;
         }
@@ -260,5 +271,46 @@ mod tests {
         catch_up(&db, &catalog).await.unwrap();
         assert_eq!(catalog.generation(), 7);
         assert!(catalog.license("K-1").unwrap().revoked);
+    }
+
+    /// A bulk import is re-read alone (issue 9: a large vendor's instance never rebuilds every
+    /// license for an import): an instance that catches up sees the imported licenses, and a
+    /// license changed outside the import (here, behind the log's back) stays as it was read.
+    #[tokio::test]
+    async fn an_import_refreshes_only_the_imported_licenses() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = crate::db::connect(&url).await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        crate::db::execute_unprepared(
+            &db,
+            "INSERT INTO licenses (key, customer, itn, beta, revoked, created_at, updated_at) \
+             VALUES ('OLD-1', 'c', '', false, false, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        )
+        .await
+        .unwrap();
+        let catalog = Catalog::load(&db).await.unwrap();
+        let old_build = catalog.license("OLD-1").unwrap().build;
+        crate::db::execute_unprepared(&db, "UPDATE licenses SET revoked = true")
+            .await
+            .unwrap();
+        let data = |key: &str| crate::licenses_csv::LicenseData {
+            key: key.into(),
+            customer: "ООО".into(),
+            itn: String::new(),
+            beta: false,
+            revoked: false,
+            features: Vec::new(),
+        };
+        crate::routes::api::licenses::import(&db, &[data("NEW-1"), data("NEW-2")])
+            .await
+            .unwrap();
+        catch_up(&db, &catalog).await.unwrap();
+        assert_eq!(catalog.generation(), 1);
+        assert!(catalog.license("NEW-1").is_some() && catalog.license("NEW-2").is_some());
+        let old = catalog.license("OLD-1").unwrap();
+        assert!(!old.revoked, "a license outside the import was re-read");
+        assert_eq!(old.build, old_build);
+        assert_eq!(catalog.sizes().licenses, 3);
     }
 }

@@ -159,6 +159,7 @@ pub async fn launch(
     }
     catalog_sync.stop().await;
     recorder_task.flush_and_stop().await;
+    tokio::task::spawn_blocking(access_log::flush).await.ok();
     Ok(())
 }
 

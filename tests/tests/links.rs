@@ -52,10 +52,7 @@ fn urls(answer: &Value) -> Vec<String> {
 async fn no_link_reveals_the_license_key_and_the_license_is_checked_at_download() {
     let server = TestServer::start().await;
     server
-        .create_distribution(
-            "PAID",
-            json!({"lic_product_id": 85, "lic_feature_id": 43}),
-        )
+        .create_distribution("PAID", json!({"lic_product_id": 85, "lic_feature_id": 43}))
         .await;
     let any = json!([{"conf": "*", "min_1c_version": "0"}]);
     for (version, prerelease) in [("1.0.0.1", false), ("1.0.0.2", false), ("1.0.0.3", true)] {
@@ -110,7 +107,11 @@ async fn no_link_reveals_the_license_key_and_the_license_is_checked_at_download(
             );
         }
         let sha = sha2::Sha256::digest(KEY.as_bytes());
-        for raw in [KEY.as_bytes(), &sha[..8], &md5::Md5::digest(KEY.as_bytes())[..8]] {
+        for raw in [
+            KEY.as_bytes(),
+            &sha[..8],
+            &md5::Md5::digest(KEY.as_bytes())[..8],
+        ] {
             assert!(!contains(&decoded, raw), "{url}: the token carries the key");
         }
     }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -220,15 +221,20 @@ fn build_file(f: file::Model) -> File {
     }
 }
 
-/// Every license with its features, page by page, handed to `each`.
+/// Every license (or those changed at or after `since`) with its features, handed to `each`
+/// a page at a time.
 pub async fn licenses(
     db: &impl ConnectionTrait,
-    mut each: impl FnMut(LicenseView),
+    since: Option<DateTime<Utc>>,
+    mut each: impl FnMut(Vec<LicenseView>),
 ) -> Result<(), DbErr> {
     let mut after = i32::MIN;
     loop {
-        let page = license::Entity::find()
-            .filter(license::Column::Id.gt(after))
+        let mut query = license::Entity::find().filter(license::Column::Id.gt(after));
+        if let Some(since) = since {
+            query = query.filter(license::Column::UpdatedAt.gte(since));
+        }
+        let page = query
             .order_by_asc(license::Column::Id)
             .limit(LICENSES_PER_PAGE)
             .all(db)
@@ -245,10 +251,14 @@ pub async fn licenses(
         {
             features.entry(f.license_id).or_default().push(grant(&f));
         }
-        for l in page {
-            let f = features.remove(&l.id).unwrap_or_default();
-            each(view(l, f));
-        }
+        each(
+            page.into_iter()
+                .map(|l| {
+                    let f = features.remove(&l.id).unwrap_or_default();
+                    view(l, f)
+                })
+                .collect(),
+        );
         after = last;
     }
 }

@@ -54,6 +54,15 @@ impl LicenseIndex {
         self.by_id.insert(view.id, Arc::new(view));
     }
 
+    /// Inserts `view`, dropping what the index held under its id or its key.
+    fn replace(&mut self, view: LicenseView) {
+        if let Some(old) = self.by_id.remove(&view.id) {
+            self.id_by_sha256.remove(&key_digest(&old.key));
+        }
+        self.remove_key(&view.key);
+        self.insert(view);
+    }
+
     fn remove_key(&mut self, key: &str) {
         if let Some(id) = self.id_by_sha256.remove(&key_digest(key)) {
             self.by_id.remove(&id);
@@ -185,7 +194,12 @@ impl Catalog {
 
     async fn load_licenses(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         let mut index = LicenseIndex::default();
-        load::licenses(db, |view| index.insert(view)).await?;
+        load::licenses(db, None, |page| {
+            for view in page {
+                index.insert(view);
+            }
+        })
+        .await?;
         index.by_id.shrink_to_fit();
         index.id_by_sha256.shrink_to_fit();
         *self.licenses.write().expect("license index lock poisoned") = index;
@@ -215,6 +229,24 @@ impl Catalog {
         Ok(())
     }
 
+    /// Re-reads the licenses changed at or after `since` (whole seconds: a bulk import),
+    /// page by page, leaving the others as they are.
+    pub async fn refresh_licenses_since(
+        &self,
+        db: &DatabaseConnection,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DbErr> {
+        let _guard = self.refresh.lock().await;
+        let since = chrono::DateTime::from_timestamp(since.timestamp(), 0).unwrap_or(since);
+        load::licenses(db, Some(since), |page| {
+            let mut index = self.licenses.write().expect("license index lock poisoned");
+            for view in page {
+                index.replace(view);
+            }
+        })
+        .await
+    }
+
     /// Re-reads one license by key (or drops it when it no longer exists).
     pub async fn refresh_license(&self, db: &DatabaseConnection, key: &str) -> Result<(), DbErr> {
         let _guard = self.refresh.lock().await;
@@ -222,11 +254,7 @@ impl Catalog {
         let mut index = self.licenses.write().expect("license index lock poisoned");
         index.remove_key(key);
         if let Some(view) = fresh {
-            // A key's id never changes, but a deleted and re-created key gets a new one.
-            if let Some(old) = index.by_id.get(&view.id).map(|v| v.key.clone()) {
-                index.remove_key(&old);
-            }
-            index.insert(view);
+            index.replace(view);
         }
         Ok(())
     }

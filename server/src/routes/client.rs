@@ -570,7 +570,11 @@ async fn module_file(
             // A key hash is a permanent link: its downloads are counted per UTC day, so one
             // used again later is not attributed to its first day's row.
             let day = crate::stats::capture::day_of(chrono::Utc::now());
-            (found, Some(format!("{}/{day}", h.to_ascii_lowercase())), None)
+            (
+                found,
+                Some(format!("{}/{day}", h.to_ascii_lowercase())),
+                None,
+            )
         }
         Some(token) => {
             let grant = state

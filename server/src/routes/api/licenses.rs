@@ -258,7 +258,7 @@ pub async fn import(db: &DatabaseConnection, licenses: &[LicenseData]) -> Result
         }
     }
     insert_features(&txn, features).await?;
-    catalog_sync::record(&txn, Change::AllLicenses).await?;
+    catalog_sync::record(&txn, Change::ImportedLicenses(now)).await?;
     txn.commit().await?;
     Ok(licenses.len())
 }
@@ -461,7 +461,12 @@ async fn import_route(
     let licenses = licenses_csv::parse(text)
         .map_err(|errors| ApiError::bad_request(licenses_csv::error_message(&errors)))?;
     let features: usize = licenses.iter().map(|l| l.features.len()).sum();
+    let since = Utc::now();
     let imported = import(&state.db, &licenses).await?;
-    state.catalog.reload_licenses(&state.db).await?;
+    // Only what this import wrote is re-read, not every license (issue 9: memory).
+    state
+        .catalog
+        .refresh_licenses_since(&state.db, since)
+        .await?;
     Ok(Json(json!({"imported": imported, "features": features})))
 }
