@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use vypusk_formats::token::{self, DownloadGrant};
+use vypusk_formats::token::{DownloadGrant, TokenKey};
 
 use crate::catalog::{Distribution, DistributionJson, FileJson, Release, ReleaseJson};
 use crate::domain::selection::Offer;
@@ -99,7 +99,7 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
 pub struct Links<'a> {
     /// `public_url`, JSON-escaped without quotes.
     pub base: &'a str,
-    pub secret: &'a [u8],
+    pub key: &'a TokenKey,
     pub expires: i64,
     pub license: Option<i32>,
     pub count: bool,
@@ -132,7 +132,7 @@ impl Links<'_> {
                 String::new()
             },
         };
-        token::encode(self.secret, &grant)
+        self.key.encode(&grant)
     }
 
     fn push_url(&self, out: &mut Vec<u8>, token: &str, file: &FileJson) {
@@ -396,7 +396,7 @@ mod tests {
         ]);
         let links = Links {
             base: "https://updates.example.com",
-            secret: b"secret",
+            key: &TokenKey::new(b"secret"),
             expires: 2_000_000_000,
             license: Some(77),
             count: true,

@@ -3,7 +3,7 @@
 //! through the database (`identity`). The codec is `vypusk_formats::token` (fuzzed alone); this
 //! signer holds the secret and the lifetime.
 
-pub use vypusk_formats::token::{DownloadGrant, TokenError};
+pub use vypusk_formats::token::{DownloadGrant, TokenError, TokenKey};
 
 pub const SECRET_FILE: &str = "token-secret";
 /// Expiry is rounded up to this step so identical checks within it give identical answers,
@@ -12,14 +12,14 @@ const EXPIRY_STEP_SECS: i64 = 60;
 
 #[derive(Clone)]
 pub struct TokenSigner {
-    secret: Vec<u8>,
+    key: TokenKey,
     ttl_secs: i64,
 }
 
 impl TokenSigner {
     pub fn new(secret: Vec<u8>, ttl_secs: u64) -> Self {
         TokenSigner {
-            secret,
+            key: TokenKey::new(&secret),
             ttl_secs: ttl_secs.min(i64::MAX as u64 / 2) as i64,
         }
     }
@@ -34,16 +34,16 @@ impl TokenSigner {
         raw.div_euclid(EXPIRY_STEP_SECS) * EXPIRY_STEP_SECS + EXPIRY_STEP_SECS
     }
 
-    pub fn secret(&self) -> &[u8] {
-        &self.secret
+    pub fn key(&self) -> &TokenKey {
+        &self.key
     }
 
     pub fn issue(&self, grant: &DownloadGrant) -> String {
-        vypusk_formats::token::encode(&self.secret, grant)
+        self.key.encode(grant)
     }
 
     pub fn verify(&self, token: &str, now: i64) -> Result<DownloadGrant, TokenError> {
-        vypusk_formats::token::verify(&self.secret, token, now)
+        self.key.verify(token, now)
     }
 }
 

@@ -309,7 +309,7 @@ async fn check(
         let expires = state.tokens.expiry(chrono::Utc::now().timestamp());
         let links = Links {
             base: &state.public_url_json,
-            secret: state.tokens.secret(),
+            key: state.tokens.key(),
             expires,
             // The key itself never goes into a link (issue 9); free downloads need none.
             license: dist.gate.and(request.license.as_ref()).map(|l| l.id),
