@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use vypusk_formats::token::{DownloadGrant, TokenKey};
 
-use crate::catalog::{Distribution, DistributionJson, FileJson, Release, ReleaseJson};
+use crate::catalog::{Distribution, DistributionJson, FileJson, Parts, Release, ReleaseJson};
 use crate::domain::selection::Offer;
 
 /// Appends `s` as a JSON string, escaped exactly as serde_json escapes it.
@@ -61,31 +61,28 @@ pub fn render_release(
     changelog: &str,
     main_file_size: u64,
 ) -> ReleaseJson {
-    ReleaseJson {
-        head: format!("{{\"release_id\":{id},\"uniqid\":{},", json_str(version)).into(),
-        changelog: json_str(changelog).into(),
-        size: format!(",\"size\":{main_file_size},\"download_link\":").into(),
-        after_files: format!(
+    ReleaseJson(Parts::new([
+        &format!("{{\"release_id\":{id},\"uniqid\":{},", json_str(version)),
+        &json_str(changelog),
+        &format!(",\"size\":{main_file_size},\"download_link\":"),
+        &format!(
             "],\"published_at\":{},\"prerelease\":{prerelease},\"untested\":",
             json_str(&published_at.to_rfc3339_opts(SecondsFormat::Secs, true))
-        )
-        .into(),
-    }
+        ),
+    ]))
 }
 
 pub fn render_file(name: &str, size: u64, md5: &[u8; 16], sha256: &[u8; 32]) -> FileJson {
-    FileJson {
-        head: format!("{{\"name\":{},\"size\":{size},\"url\":", json_str(name)).into(),
-        tail: format!(
+    FileJson(Parts::new([
+        name,
+        &format!("{{\"name\":{},\"size\":{size},\"url\":", json_str(name)),
+        &format!(
             ",\"md5\":\"{}\",\"sha256\":\"{}\"}}",
             hex::encode(md5),
             hex::encode(sha256)
-        )
-        .into(),
-        url_name: percent_encoding::utf8_percent_encode(name, PATH_SEGMENT)
-            .to_string()
-            .into(),
-    }
+        ),
+        &percent_encoding::utf8_percent_encode(name, PATH_SEGMENT).to_string(),
+    ]))
 }
 
 /// Everything but unreserved characters is escaped in a path segment.
@@ -141,7 +138,7 @@ impl Links<'_> {
         out.extend_from_slice(b"/releases/v1/files/");
         out.extend_from_slice(token.as_bytes());
         out.push(b'/');
-        out.extend_from_slice(file.url_name.as_bytes());
+        out.extend_from_slice(file.url_name().as_bytes());
         out.push(b'"');
     }
 }
@@ -151,11 +148,11 @@ pub fn write_answer(dist: &Distribution, offers: &[Offer<'_>], links: &Links<'_>
     let estimate: usize = offers
         .iter()
         .map(|o| {
-            256 + o.release.json.changelog.len()
+            256 + o.release.json.changelog().len()
                 + o.release
                     .files
                     .iter()
-                    .map(|f| f.json.head.len() + f.json.tail.len() + 256)
+                    .map(|f| f.json.head().len() + f.json.tail().len() + 256)
                     .sum::<usize>()
         })
         .sum();
@@ -181,12 +178,12 @@ fn write_module(out: &mut Vec<u8>, dist: &Distribution, offer: &Offer<'_>, links
     let release = offer.release;
     let downloadable = offer.access.is_ok();
     let token = downloadable.then(|| links.token(dist, release));
-    out.extend_from_slice(release.json.head.as_bytes());
+    out.extend_from_slice(release.json.head().as_bytes());
     out.extend_from_slice(dist.json.before_min.as_bytes());
     push_json_str(out, offer.min_1c_version);
     out.extend_from_slice(dist.json.before_changelog.as_bytes());
-    out.extend_from_slice(release.json.changelog.as_bytes());
-    out.extend_from_slice(release.json.size.as_bytes());
+    out.extend_from_slice(release.json.changelog().as_bytes());
+    out.extend_from_slice(release.json.size().as_bytes());
     match (&token, release.main_file()) {
         (Some(token), Some(main)) => links.push_url(out, token, &main.json),
         _ => out.extend_from_slice(b"\"\""),
@@ -196,14 +193,14 @@ fn write_module(out: &mut Vec<u8>, dist: &Distribution, offer: &Offer<'_>, links
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(file.json.head.as_bytes());
+        out.extend_from_slice(file.json.head().as_bytes());
         match &token {
             Some(token) => links.push_url(out, token, &file.json),
             None => out.extend_from_slice(b"\"\""),
         }
-        out.extend_from_slice(file.json.tail.as_bytes());
+        out.extend_from_slice(file.json.tail().as_bytes());
     }
-    out.extend_from_slice(release.json.after_files.as_bytes());
+    out.extend_from_slice(release.json.after_files().as_bytes());
     let _ = write!(
         out,
         "{},\"downloadable\":{downloadable},\"result\":",
@@ -267,7 +264,6 @@ mod tests {
         let sha256 = [(id + 1) as u8; 32];
         File {
             id,
-            name: name.into(),
             size,
             md5,
             sha256,
@@ -334,7 +330,7 @@ mod tests {
                     Ok(()) => format!(
                         "https://updates.example.com/releases/v1/files/{}/{}",
                         links.token(dist, r),
-                        f.json.url_name
+                        f.json.url_name()
                     ),
                     Err(_) => String::new(),
                 };
@@ -342,7 +338,7 @@ mod tests {
                     .files
                     .iter()
                     .map(|f| ModuleFile {
-                        name: f.name.to_string(),
+                        name: f.name().to_string(),
                         size: f.size,
                         url: url(f),
                         md5: hex::encode(f.md5),

@@ -35,14 +35,42 @@ pub fn next_build() -> u64 {
     BUILDS.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Configuration names shared by every compatibility entry of one load.
+/// Compatibility lists shared by every release of one load that has an equal list (vendors
+/// tend to give a whole series the same list: 20 000 releases may hold a few dozen distinct
+/// lists), and configuration names shared by every entry.
 #[derive(Default)]
-struct Confs(HashMap<String, (Arc<str>, Arc<str>)>);
+struct Confs {
+    names: HashMap<String, (Arc<str>, Arc<str>)>,
+    lists: HashMap<Vec<CompatRow>, Arc<[CompatEntry]>>,
+}
+
+/// One compatibility row as stored: conf, min, max.
+type CompatRow = (String, String, Option<String>);
 
 impl Confs {
+    fn list(&mut self, rows: Vec<CompatRow>) -> Arc<[CompatEntry]> {
+        if let Some(shared) = self.lists.get(&rows) {
+            return shared.clone();
+        }
+        let entries: Arc<[CompatEntry]> = rows
+            .iter()
+            .filter_map(|(conf, min, max)| {
+                // Rows the API would not have accepted (edited by hand) are left out.
+                let min = Version::parse_1c(min).ok()?;
+                let max = match max {
+                    Some(m) => Some(Version::parse_1c(m).ok()?),
+                    None => None,
+                };
+                Some(self.entry(conf, min, max))
+            })
+            .collect();
+        self.lists.insert(rows, entries.clone());
+        entries
+    }
+
     fn entry(&mut self, conf: &str, min: Version, max: Option<Version>) -> CompatEntry {
         let (name, folded) = self
-            .0
+            .names
             .entry(conf.to_owned())
             .or_insert_with(|| (conf.into(), fold(conf).into()))
             .clone();
@@ -125,27 +153,18 @@ async fn releases(
     let mut out: HashMap<i32, Vec<Release>> = HashMap::new();
     for chunk in rows.chunks(IDS_PER_QUERY) {
         let ids: Vec<i32> = chunk.iter().map(|r| r.id).collect();
-        let mut compat: HashMap<i32, Vec<CompatEntry>> = HashMap::new();
+        let mut compat: HashMap<i32, Vec<CompatRow>> = HashMap::new();
         for c in compatibility::Entity::find()
             .filter(compatibility::Column::ReleaseId.is_in(ids.clone()))
             .order_by_asc(compatibility::Column::Position)
             .all(db)
             .await?
         {
-            let Ok(min) = Version::parse_1c(&c.min_1c_version) else {
-                continue;
-            };
-            let max = match &c.max_1c_version {
-                Some(m) => match Version::parse_1c(m) {
-                    Ok(v) => Some(v),
-                    Err(_) => continue,
-                },
-                None => None,
-            };
-            compat
-                .entry(c.release_id)
-                .or_default()
-                .push(confs.entry(&c.conf, min, max));
+            compat.entry(c.release_id).or_default().push((
+                c.conf,
+                c.min_1c_version,
+                c.max_1c_version,
+            ));
         }
         let mut hashes: HashMap<i32, Box<str>> = HashMap::new();
         for m in release_metadata::Entity::find()
@@ -190,7 +209,7 @@ async fn releases(
                 version,
                 published_at,
                 prerelease: r.prerelease,
-                compatibility: compat.remove(&r.id).unwrap_or_default().into(),
+                compatibility: confs.list(compat.remove(&r.id).unwrap_or_default()),
                 extension_hash: hashes.remove(&r.id),
                 files,
                 json,
@@ -214,7 +233,6 @@ fn build_file(f: file::Model) -> File {
     File {
         id: f.id,
         json: render_file(&f.name, size, &md5, &sha256),
-        name: f.name.into(),
         size,
         md5,
         sha256,

@@ -19,7 +19,7 @@ use arc_swap::ArcSwap;
 use sea_orm::{DatabaseConnection, DbErr};
 use sha2::Digest;
 
-pub use model::{Distribution, DistributionJson, File, FileJson, Release, ReleaseJson};
+pub use model::{Distribution, DistributionJson, File, FileJson, Parts, Release, ReleaseJson};
 
 use crate::domain::licensing::LicenseView;
 
@@ -44,38 +44,52 @@ impl Snapshot {
 #[derive(Default)]
 struct LicenseIndex {
     by_id: HashMap<i32, Arc<LicenseView>>,
-    /// sha256(key) → id: the key lookup of checks and `getModuleFile/{TYPE}/{version}/{hash}`.
-    id_by_sha256: HashMap<[u8; 32], i32>,
+    /// The first half of sha256(key) → id: the key lookup of checks and
+    /// `getModuleFile/{TYPE}/{version}/{hash}`. Half a digest keeps the table small; a hit is
+    /// confirmed against the whole digest of the stored key.
+    id_by_sha256: HashMap<[u8; 16], i32>,
 }
 
 impl LicenseIndex {
     fn insert(&mut self, view: LicenseView) {
-        self.id_by_sha256.insert(key_digest(&view.key), view.id);
+        self.id_by_sha256
+            .insert(half(&key_digest(&view.key)), view.id);
         self.by_id.insert(view.id, Arc::new(view));
     }
 
     /// Inserts `view`, dropping what the index held under its id or its key.
     fn replace(&mut self, view: LicenseView) {
         if let Some(old) = self.by_id.remove(&view.id) {
-            self.id_by_sha256.remove(&key_digest(&old.key));
+            self.id_by_sha256.remove(&half(&key_digest(&old.key)));
         }
         self.remove_key(&view.key);
         self.insert(view);
     }
 
     fn remove_key(&mut self, key: &str) {
-        if let Some(id) = self.id_by_sha256.remove(&key_digest(key)) {
+        let half = half(&key_digest(key));
+        if let Some(&id) = self.id_by_sha256.get(&half)
+            && self.by_id.get(&id).is_some_and(|l| &*l.key == key)
+        {
+            self.id_by_sha256.remove(&half);
             self.by_id.remove(&id);
         }
     }
 
     fn by_digest(&self, digest: &[u8; 32]) -> Option<Arc<LicenseView>> {
-        self.by_id.get(self.id_by_sha256.get(digest)?).cloned()
+        let view = self.by_id.get(self.id_by_sha256.get(&half(digest))?)?;
+        (key_digest(&view.key) == *digest).then(|| view.clone())
     }
 }
 
 fn key_digest(key: &str) -> [u8; 32] {
     sha2::Sha256::digest(key.as_bytes()).into()
+}
+
+fn half(digest: &[u8; 32]) -> [u8; 16] {
+    let mut out = [0; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
 }
 
 /// Entries of the index, see [`Catalog::sizes`].

@@ -4,6 +4,8 @@
 //! these are loaded is `load`'s business; how an answer is assembled from them is
 //! `crate::answer`'s.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use vypusk_protocol::{Version, VersionScheme};
 
@@ -43,7 +45,8 @@ pub struct Release {
     pub version: Version,
     pub published_at: DateTime<Utc>,
     pub prerelease: bool,
-    pub compatibility: Box<[CompatEntry]>,
+    /// Shared with every release of the same load that has an equal list.
+    pub compatibility: Arc<[CompatEntry]>,
     /// The `extension_hash` metadata entry, the only one the client protocol reads.
     pub extension_hash: Option<Box<str>>,
     /// Main file first.
@@ -58,19 +61,18 @@ impl Release {
 
     /// Files of one release have distinct names (SPEC §3, case-insensitively even).
     pub fn file_named(&self, name: &str) -> Option<&File> {
-        self.files.iter().find(|f| &*f.name == name)
+        self.files.iter().find(|f| f.name() == name)
     }
 
     /// The changelog, decoded from its rendered form (kept once, not twice).
     pub fn changelog(&self) -> String {
-        serde_json::from_str(&self.json.changelog).unwrap_or_default()
+        serde_json::from_str(self.json.changelog()).unwrap_or_default()
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct File {
     pub id: i32,
-    pub name: Box<str>,
     pub size: u64,
     pub md5: [u8; 16],
     pub sha256: [u8; 32],
@@ -78,6 +80,10 @@ pub struct File {
 }
 
 impl File {
+    pub fn name(&self) -> &str {
+        self.json.name()
+    }
+
     pub fn sha256_hex(&self) -> String {
         hex::encode(self.sha256)
     }
@@ -94,26 +100,80 @@ pub struct DistributionJson {
     pub end: Box<str>,
 }
 
-/// Parts of a module that come from the release, JSON-escaped.
-#[derive(Debug, Default, Clone)]
-pub struct ReleaseJson {
-    /// `{"release_id":…,"uniqid":…,`
-    pub head: Box<str>,
-    /// The changelog as a JSON string.
-    pub changelog: Box<str>,
-    /// `,"size":…,"download_link":`
-    pub size: Box<str>,
-    /// `],"published_at":…,"prerelease":…,"untested":`
-    pub after_files: Box<str>,
+/// Strings kept end to end in one allocation (the catalog holds 100 000s of them: one
+/// allocation instead of `N` saves their headers and pointers).
+#[derive(Debug, Clone)]
+pub struct Parts<const N: usize> {
+    text: Box<str>,
+    ends: [u32; N],
 }
 
-/// Parts of a file entry, JSON-escaped, and its name as a URL path segment.
+impl<const N: usize> Default for Parts<N> {
+    fn default() -> Self {
+        Parts {
+            text: Box::default(),
+            ends: [0; N],
+        }
+    }
+}
+
+impl<const N: usize> Parts<N> {
+    pub fn new(parts: [&str; N]) -> Self {
+        let mut text = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0u32; N];
+        for (i, part) in parts.iter().enumerate() {
+            text.push_str(part);
+            ends[i] = u32::try_from(text.len()).expect("catalog strings are far below 4 GiB");
+        }
+        Parts {
+            text: text.into_boxed_str(),
+            ends,
+        }
+    }
+
+    pub fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+}
+
+/// Parts of a module that come from the release, JSON-escaped: `{"release_id":…,"uniqid":…,`;
+/// the changelog as a JSON string; `,"size":…,"download_link":`;
+/// `],"published_at":…,"prerelease":…,"untested":`.
 #[derive(Debug, Default, Clone)]
-pub struct FileJson {
-    /// `{"name":…,"size":…,"url":`
-    pub head: Box<str>,
-    /// `,"md5":…,"sha256":…}`
-    pub tail: Box<str>,
-    /// The name percent-encoded for the download URL's last segment.
-    pub url_name: Box<str>,
+pub struct ReleaseJson(pub Parts<4>);
+
+impl ReleaseJson {
+    pub fn head(&self) -> &str {
+        self.0.get(0)
+    }
+    pub fn changelog(&self) -> &str {
+        self.0.get(1)
+    }
+    pub fn size(&self) -> &str {
+        self.0.get(2)
+    }
+    pub fn after_files(&self) -> &str {
+        self.0.get(3)
+    }
+}
+
+/// A file's name, the parts of its entry, JSON-escaped (`{"name":…,"size":…,"url":` and
+/// `,"md5":…,"sha256":…}`), and its name as the download URL's last segment.
+#[derive(Debug, Default, Clone)]
+pub struct FileJson(pub Parts<4>);
+
+impl FileJson {
+    pub fn name(&self) -> &str {
+        self.0.get(0)
+    }
+    pub fn head(&self) -> &str {
+        self.0.get(1)
+    }
+    pub fn tail(&self) -> &str {
+        self.0.get(2)
+    }
+    pub fn url_name(&self) -> &str {
+        self.0.get(3)
+    }
 }

@@ -92,7 +92,6 @@ mod tests {
             extension_hash: None,
             files: vec![File {
                 id,
-                name: "a.zip".into(),
                 size: 1,
                 md5: [0; 16],
                 sha256: [0; 32],

@@ -186,7 +186,10 @@ pub async fn serve_file(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    response_headers.insert(header::CONTENT_DISPOSITION, content_disposition(&file.name));
+    response_headers.insert(
+        header::CONTENT_DISPOSITION,
+        content_disposition(file.name()),
+    );
     let (status, length) = match &range {
         Some(r) => {
             response_headers.insert(
