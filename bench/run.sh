@@ -265,15 +265,20 @@ json_set rss_after_checks_kib "$(rss_kib VmRSS)"
 log "openssl speed -seconds $BENCH_OPENSSL_SECONDS -multi 2 rsa2048 (load $(loadavg))"
 timeout $((BENCH_OPENSSL_SECONDS * 4 + 120)) openssl speed -seconds "$BENCH_OPENSSL_SECONDS" \
     -multi 2 rsa2048 >"$res/openssl.txt" 2>/dev/null || true
+grep -Eq '^rsa +2048 +bits ' "$res/openssl.txt" || die "openssl speed printed no rsa 2048 line"
 json_set openssl "$(python3 - "$res/openssl.txt" <<'EOF'
 import json, re, sys
-# The summary line: "rsa 2048 bits 0.000239s 0.000015s   4175.7  66640.0" (sign, verify,
-# sign/s, verify/s), summed over the 2 processes of -multi.
-lines = [l for l in open(sys.argv[1]) if re.match(r"^rsa\s+2048\s+bits\s", l)]
-if not lines:
-    sys.exit("openssl speed printed no rsa 2048 line")
-f = lines[-1].split()
-print(json.dumps({"sign_per_s": float(f[5]), "verify_per_s": float(f[6]), "processes": 2}))
+# The summary: a header naming the columns ("sign verify sign/s verify/s"; later versions add
+# more), then "rsa 2048 bits 0.000239s 0.000015s 4175.7 66640.0", summed over the 2 processes
+# of -multi.
+text = open(sys.argv[1]).read().splitlines()
+for i, line in enumerate(text):
+    if re.match(r"^rsa\s+2048\s+bits\s", line):
+        header = next(h.split() for h in reversed(text[:i]) if "sign/s" in h)
+        values = line.split()[3:]
+        col = dict(zip(header, values))
+print(json.dumps({"sign_per_s": float(col["sign/s"]), "verify_per_s": float(col["verify/s"]),
+                  "processes": 2}))
 EOF
 )"
 log "  $(python3 -c 'import json,sys; print("%.0f signs/s" % json.load(open(sys.argv[1]))["openssl"]["sign_per_s"])' "$res/results.json")"
