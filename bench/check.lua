@@ -5,22 +5,20 @@
 -- checks.txt has one JSON request body per line. Each wrk thread starts at a different offset
 -- so the threads do not send the same body at the same moment. With BENCH_QUERY_ID=1 every
 -- request carries a fresh Licence-QueryID, so every answer is RSA-signed anew (no cache).
--- With BENCH_GET=/path it sends plain GETs of that path instead (the static file on nginx).
+-- With BENCH_ANSWERS=/prefix it sends, where it would POST body N (N from 1, the line number
+-- in checks.txt), a plain GET of /prefix/N.json instead: nginx serving vypusk's answer to body
+-- N as a static file, in the same order, so answer sizes match request by request.
 -- At the end one JSON line starting with "BENCH_RESULT " is printed for run.sh.
 
 local path = "/releases/v1/1c/getAvailableReleases"
-local static_path = os.getenv("BENCH_GET") -- GET this path instead (nginx's static answer)
+local answers = os.getenv("BENCH_ANSWERS") -- GET <answers>/<N>.json instead of POSTing body N
 local bodies = {}
-if static_path then
-   bodies[1] = ""
-else
-   local file = assert(io.open(os.getenv("BENCH_CHECKS") or "checks.txt", "r"))
-   for line in file:lines() do
-      if #line > 0 then bodies[#bodies + 1] = line end
-   end
-   file:close()
-   assert(#bodies > 0, "no request bodies")
+local file = assert(io.open(os.getenv("BENCH_CHECKS") or "checks.txt", "r"))
+for line in file:lines() do
+   if #line > 0 then bodies[#bodies + 1] = line end
 end
+file:close()
+assert(#bodies > 0, "no request bodies")
 
 local with_query_id = os.getenv("BENCH_QUERY_ID") == "1"
 local requests = {}
@@ -34,8 +32,10 @@ end
 
 function init(args)
    counter = (thread_id * 7919) % #bodies
-   if static_path then
-      requests[1] = wrk.format("GET", static_path)
+   if answers then
+      for i = 1, #bodies do
+         requests[i] = wrk.format("GET", answers .. "/" .. i .. ".json")
+      end
    elseif not with_query_id then
       -- Pre-format every request once: the client then costs almost nothing per request.
       for i, body in ipairs(bodies) do

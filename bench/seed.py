@@ -4,20 +4,28 @@
 Standard library only (http.client + threads), so a fresh machine needs nothing from PyPI.
 
   seed.py seed     --url URL --password PW --dists N --releases N --licenses N --out DIR
-  seed.py bigfile  --url URL --password PW --file PATH --out DIR
-  seed.py checks   --url URL --out DIR [--count N]
+  seed.py licenses --url URL --password PW --dists N --licenses N --out DIR
+  seed.py checks   --url URL --out DIR [--answers WWWDIR] [--count N]
+  seed.py bigdraft --url URL --password PW --out DIR
+  seed.py bigpublish --url URL --password PW --out DIR
 
 `seed` creates N distributions (one in ten free, the rest paid), each with N published releases
-of two small unique files, and N licenses (imported as CSV in chunks below the 1 MiB body
-limit). It writes DIR/catalog.json describing what it made.
+of two small unique files, and N licenses of 2 features each (imported as CSV in chunks below
+the 1 MiB body limit). It writes DIR/catalog.json describing what it made.
+
+`licenses` imports only the licenses (the same N licenses as `seed`, for a server without the
+distributions: the import does not check that the features exist) and writes
+DIR/licenses.json with the time it took.
 
 `checks` builds the getAvailableReleases request bodies that wrk rotates through (a mix of
 distributions, license standings and installed versions), sends each once to verify it answers
-200 with the expected number of modules, and writes DIR/checks.txt (one JSON body a line) and
-DIR/static-answer.json: the answer of median size, which nginx serves as a static file.
+200 with the expected number of modules, and writes DIR/checks.txt (one JSON body a line); with
+--answers, also vypusk's answer to the body of line N, byte for byte, as WWWDIR/N.json (N from
+1), which nginx serves as static files in the same order.
 
-`bigfile` publishes PATH as the only file of a free distribution BENCH_BIG, asks for its download
-link and writes it to DIR/bigfile-url.txt.
+`bigdraft` creates a free distribution BENCH_BIG with one draft release and writes its id to
+DIR/bigfile-release.txt (run.sh uploads the big file into it with curl); `bigpublish` publishes
+that release, asks for the download link of its file and writes it to DIR/bigfile-url.txt.
 """
 
 import argparse
@@ -60,7 +68,8 @@ class Client:
             self._local.conn = c
         return c
 
-    def call(self, method, path, body=None, content_type="application/json", expect=(200, 201)):
+    def call(self, method, path, body=None, content_type="application/json", expect=(200, 201),
+             raw=False):
         headers = {}
         if self.auth:
             headers["Authorization"] = self.auth
@@ -94,6 +103,8 @@ class Client:
             break
         if resp.status not in expect:
             raise RuntimeError(f"{method} {path} -> {resp.status}: {data[:500]!r}")
+        if raw:
+            return resp.status, data
         if resp.getheader("Content-Type", "").startswith("application/json"):
             return resp.status, json.loads(data)
         return resp.status, data
@@ -174,6 +185,9 @@ def seed_distribution(client, i, releases):
     return code
 
 
+FEATURES_PER_LICENSE = 2
+
+
 def license_key(n):
     return f"BENCH-{n:05d}-{(n * 7919) % 100000:05d}-{(n * 104729) % 100000:05d}"
 
@@ -181,12 +195,13 @@ def license_key(n):
 def license_plan(n, dists):
     """Features of license n: (distribution index, active_until or '').
 
-    Each license holds 1–3 paid distributions. One license in ten has a subscription that
-    lapsed in 2020 (so no release is downloadable), the rest never lapse or run until 2099.
+    Each license holds exactly 2 paid distributions (features). One license in ten has a
+    subscription that lapsed in 2020 (so no release is downloadable), the rest never lapse or
+    run until 2099.
     """
     paid = [i for i in range(dists) if not is_free(i)]
     rnd = random.Random(n)
-    picks = rnd.sample(paid, min(len(paid), 1 + n % 3))
+    picks = rnd.sample(paid, min(len(paid), FEATURES_PER_LICENSE))
     until = "2020-06-30" if n % 10 == 3 else ("2099-12-31" if n % 2 else "")
     return [(i, until) for i in picks]
 
@@ -194,10 +209,10 @@ def license_plan(n, dists):
 def seed(args):
     client = Client(args.url, args.password)
     t0 = time.time()
-    done = 0 if not args.licenses_only else args.dists
+    done = 0
     with cf.ThreadPoolExecutor(args.threads) as pool:
         futures = [pool.submit(seed_distribution, client, i, args.releases)
-                   for i in range(done, args.dists)]
+                   for i in range(args.dists)]
         for f in cf.as_completed(futures):
             if f.exception() is not None:
                 for other in futures:
@@ -210,11 +225,45 @@ def seed(args):
                       f"{done * args.releases * 4 / el:.0f} API calls/s)", flush=True)
     t_catalog = time.time() - t0
 
+    t_lic, n_lines, n_chunks = import_licenses(client, args.licenses, args.dists)
+
+    catalog = {
+        "dists": args.dists,
+        "releases": args.releases,
+        "licenses": args.licenses,
+        "features_per_license": FEATURES_PER_LICENSE,
+        "license_lines": n_lines,
+        "license_imports": n_chunks,
+        "files": args.dists * args.releases * 2,
+        "seed_catalog_seconds": round(t_catalog, 1),
+        "seed_licenses_seconds": round(t_lic, 1),
+        "api_calls_per_second": round((args.dists * (1 + 4 * args.releases)) / t_catalog, 1),
+        "server_errors_retried": len(SERVER_ERRORS),
+        "server_error_examples": sorted({f"{m} {st}: {b}" for m, _, st, b in SERVER_ERRORS})[:5],
+    }
+    with open(os.path.join(args.out, "catalog.json"), "w") as f:
+        json.dump(catalog, f, indent=1)
+
+
+def licenses(args):
+    client = Client(args.url, args.password)
+    t_lic, n_lines, n_chunks = import_licenses(client, args.licenses, args.dists)
+    with open(os.path.join(args.out, "licenses.json"), "w") as f:
+        json.dump({"licenses": args.licenses, "features_per_license": FEATURES_PER_LICENSE,
+                   "license_lines": n_lines, "license_imports": n_chunks,
+                   "seconds": round(t_lic, 1),
+                   "server_errors_retried": len(SERVER_ERRORS)}, f, indent=1)
+
+
+def import_licenses(client, count, dists):
+    """Imports licenses 0..count-1 as CSV in chunks below the 1 MiB body limit (2 at a time).
+
+    Returns (seconds, CSV lines, chunks)."""
     t1 = time.time()
     header = "key,customer,itn,beta,revoked,product,feature,active_until\n"
     lines = []
-    for n in range(args.licenses):
-        for i, until in license_plan(n, args.dists):
+    for n in range(count):
+        for i, until in license_plan(n, dists):
             p, f = gate(i)
             beta = "Y" if n % 50 == 0 else "N"
             lines.append(f"{license_key(n)},Клиент {n},{7700000000 + n},{beta},N,{p},{f},{until}\n")
@@ -235,22 +284,9 @@ def seed(args):
     with cf.ThreadPoolExecutor(2) as pool:
         list(pool.map(import_chunk, chunks))
     t_lic = time.time() - t1
-    print(f"  licenses: {args.licenses} ({len(lines)} feature lines, {len(chunks)} imports) "
-          f"in {t_lic:.0f} s", flush=True)
-
-    catalog = {
-        "dists": args.dists,
-        "releases": args.releases,
-        "licenses": args.licenses,
-        "files": args.dists * args.releases * 2,
-        "seed_catalog_seconds": round(t_catalog, 1),
-        "seed_licenses_seconds": round(t_lic, 1),
-        "api_calls_per_second": round((args.dists * (1 + 4 * args.releases)) / t_catalog, 1),
-        "server_errors_retried": len(SERVER_ERRORS),
-        "server_error_examples": sorted({f"{m} {st}: {b}" for m, _, st, b in SERVER_ERRORS})[:5],
-    }
-    with open(os.path.join(args.out, "catalog.json"), "w") as f:
-        json.dump(catalog, f, indent=1)
+    print(f"  licenses: {count} ({len(lines)} feature lines, {len(chunks)} imports) "
+          f"in {t_lic:.1f} s", flush=True)
+    return t_lic, len(lines), len(chunks)
 
 
 def check_mix(cat, count, seed_value=1):
@@ -323,33 +359,35 @@ def checks(args):
     mix = check_mix(cat, args.count)
     client = Client(args.url)
 
-    def send(item):
-        body, expected = item
-        _, ans = client.call("POST", "/releases/v1/1c/getAvailableReleases", body)
-        got = len(ans["modules"])
+    if args.answers:
+        os.makedirs(args.answers, exist_ok=True)
+
+    def send(numbered):
+        n, (body, expected) = numbered
+        _, data = client.call("POST", "/releases/v1/1c/getAvailableReleases", body, raw=True)
+        got = len(json.loads(data)["modules"])
         if got != expected:
             raise RuntimeError(f"{body}: expected {expected} modules, got {got}")
-        size = len(json.dumps(ans, ensure_ascii=False).encode())
-        return size, ans
+        if args.answers:
+            # The answer as vypusk sent it, for nginx to serve as the answer to request n.
+            with open(os.path.join(args.answers, f"{n}.json"), "wb") as f:
+                f.write(data)
+        return len(data)
 
     with cf.ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(send, mix))
+        sizes = list(pool.map(send, enumerate(mix, start=1)))
     with open(os.path.join(args.out, "checks.txt"), "w") as f:
         for body, _ in mix:
             f.write(json.dumps(body, ensure_ascii=False) + "\n")
-    sizes = [s for s, _ in answers]
     median = statistics.median_low(sizes)
-    pick = next(ans for s, ans in answers if s == median)
-    with open(os.path.join(args.out, "static-answer.json"), "w") as f:
-        json.dump(pick, f, ensure_ascii=False)
     stats = {
         "bodies": len(mix),
         "answer_bytes_median": median,
         "answer_bytes_mean": round(statistics.mean(sizes)),
         "answer_bytes_max": max(sizes),
+        "answer_bytes_total": sum(sizes),
         "modules_mean": round(statistics.mean(e for _, e in mix), 2),
         "empty_answers_share": round(sum(1 for _, e in mix if e == 0) / len(mix), 3),
-        "static_answer_modules": len(pick["modules"]),
     }
     with open(os.path.join(args.out, "checks.json"), "w") as f:
         json.dump(stats, f, indent=1)
@@ -357,7 +395,7 @@ def checks(args):
           f"mean {stats['answer_bytes_mean']} B, max {max(sizes)} B", flush=True)
 
 
-def bigfile(args):
+def bigdraft(args):
     client = Client(args.url, args.password)
     client.call(
         "POST",
@@ -370,19 +408,14 @@ def bigfile(args):
         "/api/v1/distributions/BENCH_BIG/releases",
         {"version": "1.0", "changelog": "big", "compatibility": [{"conf": "*", "min_1c_version": "0"}]},
     )
-    rid = rel["id"]
-    size = os.path.getsize(args.file)
-    t0 = time.time()
-    conn = http.client.HTTPConnection(client.host, client.port, timeout=3600)
-    with open(args.file, "rb") as f:
-        conn.request("PUT", f"/api/v1/releases/{rid}/files/big.bin", body=f,
-                     headers={"Authorization": client.auth, "Content-Length": str(size),
-                              "Content-Type": "application/octet-stream"})
-        resp = conn.getresponse()
-        data = resp.read()
-    if resp.status != 201:
-        raise RuntimeError(f"upload -> {resp.status}: {data[:300]!r}")
-    upload_s = time.time() - t0
+    with open(os.path.join(args.out, "bigfile-release.txt"), "w") as f:
+        f.write(f"{rel['id']}\n")
+
+
+def bigpublish(args):
+    client = Client(args.url, args.password)
+    with open(os.path.join(args.out, "bigfile-release.txt")) as f:
+        rid = int(f.read())
     client.call("POST", f"/api/v1/releases/{rid}/publish", {})
     _, ans = Client(args.url).call(
         "POST",
@@ -393,16 +426,11 @@ def bigfile(args):
     link = ans["modules"][0]["download_link"]
     with open(os.path.join(args.out, "bigfile-url.txt"), "w") as f:
         f.write(link + "\n")
-    with open(os.path.join(args.out, "bigfile.json"), "w") as f:
-        json.dump({"bytes": size, "upload_seconds": round(upload_s, 2),
-                   "upload_mib_s": round(size / 2**20 / upload_s, 1),
-                   "md5": json.loads(data)["md5"]}, f)
-    print(f"  uploaded {size} bytes in {upload_s:.1f} s ({size / 2**20 / upload_s:.0f} MiB/s)", flush=True)
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["seed", "checks", "bigfile"])
+    p.add_argument("command", choices=["seed", "licenses", "checks", "bigdraft", "bigpublish"])
     p.add_argument("--url", required=True)
     p.add_argument("--password")
     p.add_argument("--out", required=True)
@@ -411,10 +439,10 @@ def main():
     p.add_argument("--licenses", type=int, default=100_000)
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--count", type=int, default=2000)
-    p.add_argument("--file")
-    p.add_argument("--licenses-only", action="store_true", help="seed: skip the distributions")
+    p.add_argument("--answers", help="checks: folder for the answers (N.json)")
     args = p.parse_args()
-    {"seed": seed, "checks": checks, "bigfile": bigfile}[args.command](args)
+    {"seed": seed, "licenses": licenses, "checks": checks, "bigdraft": bigdraft,
+     "bigpublish": bigpublish}[args.command](args)
 
 
 if __name__ == "__main__":

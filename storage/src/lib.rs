@@ -14,6 +14,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,9 +37,17 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts uploading concurrently per upload; together with the part being filled this bounds
 /// an upload's memory to about `(MAX_PARTS_IN_FLIGHT + 1) * PART_SIZE`.
 const MAX_PARTS_IN_FLIGHT: usize = 2;
-/// Read size for local downloads: object_store's own file stream reads 8 KiB per blocking
-/// task, which is too slow for multi-GiB files.
-const LOCAL_READ_CHUNK: usize = 256 * 1024;
+/// Read size for local downloads: one blocking read (and one `spawn_blocking`) per chunk.
+/// object_store's own file stream reads 8 KiB per blocking task, far too slow for GiB files.
+const LOCAL_READ_CHUNK: usize = 1024 * 1024;
+/// Chunks a local download reads ahead of the client. A download holds at most
+/// `LOCAL_READ_AHEAD + 2` chunks (queued, being read, being sent), whatever the file size.
+const LOCAL_READ_AHEAD: usize = 2;
+/// Uploads are hashed on two blocking threads (md5, sha256) once they pass this size, in
+/// batches of about this size; smaller bodies are hashed inline on the request task.
+const HASH_BATCH: usize = 1024 * 1024;
+/// Batches queued per hashing thread: bounds what hashing holds to a few MiB per upload.
+const HASH_QUEUE: usize = 4;
 /// Prefix of in-progress uploads; everything below it is garbage once no upload runs.
 const TMP_PREFIX: &str = "tmp";
 
@@ -150,6 +159,17 @@ enum Backend {
 struct Inner {
     store: Arc<dyn ObjectStore>,
     backend: Backend,
+    local_reads: Arc<LocalReads>,
+}
+
+/// What the local download readers are doing (read by the tests: a dropped download must stop
+/// its reader).
+#[derive(Debug, Default)]
+struct LocalReads {
+    /// Readers running (their task not yet ended).
+    active: AtomicUsize,
+    /// Bytes read from files, all readers together.
+    bytes: AtomicU64,
 }
 
 /// Where the bytes live. Clone is cheap (Arc inside).
@@ -252,6 +272,7 @@ impl Storage {
                     endpoint,
                     s3,
                 },
+                local_reads: Arc::default(),
             }),
         })
     }
@@ -270,6 +291,7 @@ impl Storage {
             inner: Arc::new(Inner {
                 store: Arc::new(fs),
                 backend: Backend::Local { root },
+                local_reads: Arc::default(),
             }),
         })
     }
@@ -279,6 +301,7 @@ impl Storage {
             inner: Arc::new(Inner {
                 store: Arc::new(InMemory::new()),
                 backend: Backend::Memory,
+                local_reads: Arc::default(),
             }),
         }
     }
@@ -350,8 +373,7 @@ impl Storage {
         let mut up = Upload {
             store: self.store().as_ref(),
             tmp: &tmp,
-            md5: Md5::new(),
-            sha256: Sha256::new(),
+            hash: Hashing::default(),
             size: 0,
             pending: Vec::new(),
             pending_len: 0,
@@ -365,6 +387,8 @@ impl Storage {
                 guard,
             }),
             Err(e) => {
+                // Ends the hashing threads (their channels close) without waiting for them.
+                drop(std::mem::take(&mut up.hash));
                 if let Some(w) = up.writer.take() {
                     // Removes the local staging file / aborts the S3 multipart upload.
                     let _ = w.abort().await;
@@ -401,8 +425,7 @@ impl Storage {
             up.push(chunk).await?;
         }
 
-        let md5: [u8; 16] = up.md5.finalize_reset().into();
-        let sha256: [u8; 32] = up.sha256.finalize_reset().into();
+        let (md5, sha256) = up.hash.finish().await?;
         check_digest("md5", expected.md5.as_ref().map(|d| &d[..]), &md5)?;
         check_digest("sha256", expected.sha256.as_ref().map(|d| &d[..]), &sha256)?;
         let sha256 = hex::encode(sha256);
@@ -480,19 +503,11 @@ impl Storage {
             .await?;
         let range = res.range.clone();
         match res.payload {
-            GetResultPayload::File(file, _) => {
-                use tokio::io::{AsyncReadExt, AsyncSeekExt};
-                let mut file = tokio::fs::File::from_std(file);
-                file.seek(std::io::SeekFrom::Start(range.start))
-                    .await
-                    .map_err(|e| StorageError::Backend(format!("seek: {e}")))?;
-                let reader = file.take(range.end - range.start);
-                Ok(
-                    tokio_util::io::ReaderStream::with_capacity(reader, LOCAL_READ_CHUNK)
-                        .map_err(|e| StorageError::Backend(format!("read: {e}")))
-                        .boxed(),
-                )
-            }
+            GetResultPayload::File(file, _) => Ok(local_read_stream(
+                file,
+                range,
+                self.inner.local_reads.clone(),
+            )),
             GetResultPayload::Stream(s) => Ok(s.map_err(StorageError::from).boxed()),
         }
     }
@@ -614,8 +629,7 @@ fn check_digest(
 struct Upload<'a> {
     store: &'a dyn ObjectStore,
     tmp: &'a Path,
-    md5: Md5,
-    sha256: Sha256,
+    hash: Hashing,
     size: u64,
     pending: Vec<Bytes>,
     pending_len: usize,
@@ -624,9 +638,9 @@ struct Upload<'a> {
 
 impl Upload<'_> {
     async fn push(&mut self, chunk: Bytes) -> Result<(), StorageError> {
-        // Hashing inline keeps one pass over the bytes and no extra task hand-off.
-        self.md5.update(&chunk);
-        self.sha256.update(&chunk);
+        // Back-pressure from the hashing threads too: the body is not polled while their
+        // queues are full.
+        self.hash.update(&chunk).await?;
         if let Some(w) = &mut self.writer {
             // Back-pressure: the body is not polled while too many parts are in flight.
             w.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await?;
@@ -646,6 +660,184 @@ impl Upload<'_> {
         }
         Ok(())
     }
+}
+
+/// md5 and sha256 of an upload. Up to [`HASH_BATCH`] bytes are only collected (and hashed
+/// inline at the end, which is all a small upload needs); past that, md5 and sha256 each run
+/// on a blocking thread of their own, fed batches of the body's chunks (shared `Bytes`, no
+/// copy) through a bounded channel. So the two digests run in parallel with each other and
+/// with receiving and writing the body, and an upload takes about as long as its slowest part
+/// (md5) instead of md5 + sha256 one after the other on the request task.
+///
+/// Dropping it (error, cancelled request) closes the channels: each thread hashes what is
+/// queued (at most [`HASH_QUEUE`] batches) and ends.
+#[derive(Default)]
+struct Hashing {
+    batch: Vec<Bytes>,
+    batch_len: usize,
+    lanes: Option<(HashLane<Md5>, HashLane<Sha256>)>,
+}
+
+impl Hashing {
+    async fn update(&mut self, chunk: &Bytes) -> Result<(), StorageError> {
+        self.batch_len += chunk.len();
+        self.batch.push(chunk.clone());
+        if self.batch_len >= HASH_BATCH {
+            let batch: Arc<[Bytes]> = std::mem::take(&mut self.batch).into();
+            self.batch_len = 0;
+            let (md5, sha256) = self
+                .lanes
+                .get_or_insert_with(|| (HashLane::spawn(), HashLane::spawn()));
+            md5.send(batch.clone()).await?;
+            sha256.send(batch).await?;
+        }
+        Ok(())
+    }
+
+    /// The digests of everything passed to [`Hashing::update`].
+    async fn finish(&mut self) -> Result<([u8; 16], [u8; 32]), StorageError> {
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_len = 0;
+        match self.lanes.take() {
+            None => {
+                let (mut md5, mut sha256) = (Md5::new(), Sha256::new());
+                for chunk in &batch {
+                    md5.update(chunk);
+                    sha256.update(chunk);
+                }
+                Ok((md5.finalize().into(), sha256.finalize().into()))
+            }
+            Some((md5, sha256)) => {
+                let batch: Arc<[Bytes]> = batch.into();
+                md5.send(batch.clone()).await?;
+                sha256.send(batch).await?;
+                let md5 = md5.finish().await?;
+                let sha256 = sha256.finish().await?;
+                Ok((md5.finalize().into(), sha256.finalize().into()))
+            }
+        }
+    }
+}
+
+/// One digest computed on a blocking thread from batches sent through a bounded channel.
+struct HashLane<D> {
+    tx: tokio::sync::mpsc::Sender<Arc<[Bytes]>>,
+    done: tokio::task::JoinHandle<D>,
+}
+
+impl<D: Digest + Send + 'static> HashLane<D> {
+    fn spawn() -> HashLane<D> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<[Bytes]>>(HASH_QUEUE);
+        let done = tokio::task::spawn_blocking(move || {
+            let mut digest = D::new();
+            while let Some(batch) = rx.blocking_recv() {
+                for chunk in batch.iter() {
+                    digest.update(chunk);
+                }
+            }
+            digest
+        });
+        HashLane { tx, done }
+    }
+
+    async fn send(&self, batch: Arc<[Bytes]>) -> Result<(), StorageError> {
+        self.tx
+            .send(batch)
+            .await
+            .map_err(|_| StorageError::Backend("a hashing thread stopped".into()))
+    }
+
+    /// Closes the channel and waits for the thread to hash what is queued.
+    async fn finish(self) -> Result<D, StorageError> {
+        drop(self.tx);
+        self.done
+            .await
+            .map_err(|e| StorageError::Backend(format!("hashing thread: {e}")))
+    }
+}
+
+/// Streams `range` of a local file: a task reads it ahead of the consumer in
+/// [`LOCAL_READ_CHUNK`]s, each read one `spawn_blocking` call of plain `std::fs` I/O into a
+/// fresh buffer that becomes the chunk without a copy, and hands the chunks over through a
+/// channel of [`LOCAL_READ_AHEAD`] places. A chunk is read only once there is a place for it,
+/// so a download holds at most `LOCAL_READ_AHEAD` chunks ahead of the one being sent, whatever
+/// the file size, and no thread waits on a slow client. When the stream is dropped (the
+/// client went away) the reader stops before its next read.
+fn local_read_stream(
+    file: std::fs::File,
+    range: Range<u64>,
+    stats: Arc<LocalReads>,
+) -> BoxStream<'static, Result<Bytes, StorageError>> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(LOCAL_READ_AHEAD);
+    stats.active.fetch_add(1, Ordering::Relaxed);
+    tokio::spawn(read_ahead(file, range, tx, stats));
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+async fn read_ahead(
+    file: std::fs::File,
+    range: Range<u64>,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, StorageError>>,
+    stats: Arc<LocalReads>,
+) {
+    struct Active(Arc<LocalReads>);
+    impl Drop for Active {
+        fn drop(&mut self) {
+            self.0.active.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let stats = Active(stats);
+    let mut file = Some(file);
+    let mut pos = range.start;
+    while pos < range.end {
+        // Err: the receiver is gone.
+        let Ok(permit) = tx.reserve().await else {
+            return;
+        };
+        let Some(f) = file.take() else { return };
+        let len = (range.end - pos).min(LOCAL_READ_CHUNK as u64);
+        let seek = (pos == range.start).then_some(pos);
+        let read = tokio::task::spawn_blocking(move || {
+            let res = read_chunk(&f, seek, len);
+            (f, res)
+        })
+        .await;
+        let chunk = match read {
+            Ok((f, Ok(chunk))) => {
+                file = Some(f);
+                chunk
+            }
+            Ok((_, Err(e))) => {
+                permit.send(Err(StorageError::Backend(format!("read: {e}"))));
+                return;
+            }
+            Err(e) => {
+                permit.send(Err(StorageError::Backend(format!("read task: {e}"))));
+                return;
+            }
+        };
+        stats.0.bytes.fetch_add(len, Ordering::Relaxed);
+        pos += len;
+        permit.send(Ok(chunk));
+    }
+}
+
+/// Reads exactly `len` bytes at the file's position (after seeking to `seek`, if given).
+fn read_chunk(mut file: &std::fs::File, seek: Option<u64>, len: u64) -> std::io::Result<Bytes> {
+    use std::io::{Read, Seek};
+    if let Some(pos) = seek {
+        file.seek(std::io::SeekFrom::Start(pos))?;
+    }
+    // read_to_end fills the spare capacity without zeroing it first.
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut buf)?;
+    if (buf.len() as u64) < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "the file ended before the requested range",
+        ));
+    }
+    Ok(Bytes::from(buf))
 }
 
 /// Verified bytes of an upload, still under `tmp/`: [`StagedBlob::publish`] moves them to their

@@ -596,3 +596,186 @@ async fn parallel_uploads_all_succeed() {
         }
     }
 }
+
+/// Local reads go through the read-ahead reader in `LOCAL_READ_CHUNK`s: ranges starting and
+/// ending on and off chunk boundaries give exactly their bytes, in chunks no larger than one
+/// read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_range_reads_through_the_reader() {
+    let chunk = LOCAL_READ_CHUNK as u64;
+    let data = pseudo_random(3 * LOCAL_READ_CHUNK + 4321);
+    let n = data.len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::local(dir.path()).unwrap();
+    let blob = s
+        .put_stream(chunks(&data, 100_000), u64::MAX, ExpectedDigests::default())
+        .await
+        .unwrap();
+    let ranges = [
+        0..1,                   // first byte
+        n - 1..n,               // last byte
+        n / 2..n / 2 + 1,       // one byte in the middle
+        chunk - 1..chunk + 1,   // across a chunk boundary
+        chunk..2 * chunk,       // exactly one chunk
+        12_345..3 * chunk - 17, // several chunks, off the boundaries
+        2 * chunk + 5..n,       // to the end
+        0..n,                   // whole, as a range
+    ];
+    for r in ranges {
+        let mut st = s.get(&blob.key, Some(r.clone())).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(c) = st.next().await {
+            let c = c.unwrap();
+            assert!(
+                !c.is_empty() && c.len() <= LOCAL_READ_CHUNK,
+                "{r:?}: {}",
+                c.len()
+            );
+            got.extend_from_slice(&c);
+        }
+        assert_eq!(got.len() as u64, r.end - r.start, "{r:?}");
+        assert!(got == data[r.start as usize..r.end as usize], "{r:?}");
+    }
+    assert_eq!(read_all(&s, &blob.key, None).await, data);
+    // Every reader has ended.
+    assert_eq!(s.inner.local_reads.active.load(Ordering::Relaxed), 0);
+}
+
+/// A download whose stream is dropped (the client went away) stops its reader: it ends
+/// without reading the rest of the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_download_stops_the_reader() {
+    let data = pseudo_random(32 * LOCAL_READ_CHUNK);
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::local(dir.path()).unwrap();
+    let blob = s
+        .put_stream(
+            chunks(&data, 256 * 1024),
+            u64::MAX,
+            ExpectedDigests::default(),
+        )
+        .await
+        .unwrap();
+    let reads = s.inner.local_reads.clone();
+    let mut st = s.get(&blob.key, None).await.unwrap();
+    let first = st.next().await.unwrap().unwrap();
+    assert_eq!(&first[..], &data[..first.len()]);
+    // The reader runs ahead by LOCAL_READ_AHEAD chunks at most, then waits for room.
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(reads.active.load(Ordering::Relaxed), 1);
+    let ahead = (1 + LOCAL_READ_AHEAD) as u64 * LOCAL_READ_CHUNK as u64;
+    assert!(reads.bytes.load(Ordering::Relaxed) <= ahead);
+
+    drop(st);
+    let mut waited = 0;
+    while reads.active.load(Ordering::Relaxed) != 0 {
+        assert!(
+            waited < 500,
+            "the reader did not stop after the stream was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    let read = reads.bytes.load(Ordering::Relaxed);
+    assert!(read <= ahead, "read {read} bytes of a dropped download");
+}
+
+/// With many chunks of odd sizes (so batches and parts split anywhere), the digests computed
+/// on the hashing threads equal md5 and sha256 of the whole body computed directly; the same
+/// for bodies just below, at and just above one hashing batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_of_a_many_chunk_upload_match() {
+    let big = pseudo_random(21 * MIB + 777);
+    for (data, chunk) in [
+        (&big[..], 7_919),
+        (&big[..], 1),
+        (&big[..HASH_BATCH - 1], 4096),
+        (&big[..HASH_BATCH], 4096),
+        (&big[..HASH_BATCH + 1], 4096),
+        (&big[..3 * HASH_BATCH + 5], HASH_BATCH),
+    ] {
+        if chunk == 1 && data.len() > 2 * MIB {
+            // One byte a chunk over 21 MiB is too slow in a debug build; use the first 2 MiB.
+            let data = &data[..2 * MIB + 3];
+            check_digests(data, chunk).await;
+        } else {
+            check_digests(data, chunk).await;
+        }
+    }
+}
+
+async fn check_digests(data: &[u8], chunk: usize) {
+    let want_md5 = hex::encode(Md5::digest(data));
+    let want_sha256 = sha256_hex(data);
+    for (s, _dir) in backends() {
+        let blob = s
+            .put_stream(chunks(data, chunk), u64::MAX, ExpectedDigests::default())
+            .await
+            .unwrap();
+        assert_eq!(blob.size, data.len() as u64);
+        assert_eq!(blob.md5, want_md5, "{} bytes in {chunk}", data.len());
+        assert_eq!(blob.sha256, want_sha256, "{} bytes in {chunk}", data.len());
+        // And the expected digests are checked against what the threads computed.
+        let mut md5 = [0u8; 16];
+        hex::decode_to_slice(&want_md5, &mut md5).unwrap();
+        let mut bad = md5;
+        bad[0] ^= 1;
+        s.put_stream(
+            chunks(data, chunk),
+            u64::MAX,
+            ExpectedDigests {
+                md5: Some(md5),
+                sha256: None,
+            },
+        )
+        .await
+        .unwrap();
+        let err = s
+            .put_stream(
+                chunks(data, chunk),
+                u64::MAX,
+                ExpectedDigests {
+                    md5: Some(bad),
+                    sha256: None,
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::DigestMismatch { what: "md5", .. }),
+            "{err}"
+        );
+        assert_eq!(read_all(&s, &blob.key, None).await, data);
+        assert_eq!(everything(&s).await, vec![blob.key.as_str().to_string()]);
+    }
+}
+
+/// An upload whose body fails midway, while the hashing threads run (past one batch), before
+/// and after the first part was written, leaves no temp object; nor does one cancelled there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_failing_midway_leaves_no_temp_object() {
+    for fail_after in [HASH_BATCH + 1, 3 * MIB, PART_SIZE + 5 * MIB] {
+        for (s, _dir) in backends() {
+            let data = pseudo_random(fail_after);
+            let body = chunks(&data, 12_345)
+                .map(|c| c.map_err(|e| match e {}))
+                .chain(futures::stream::iter([Err("connection reset")]));
+            let err = s
+                .put_stream(body, u64::MAX, ExpectedDigests::default())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, StorageError::Body(m) if m == "connection reset"),
+                "{err}"
+            );
+            let left = everything(&s).await;
+            assert!(
+                left.is_empty(),
+                "{} after {fail_after}: {left:?}",
+                s.describe()
+            );
+        }
+    }
+}
