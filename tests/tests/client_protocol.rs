@@ -732,7 +732,7 @@ async fn forged_mismatching_and_expired_tokens_are_refused() {
     assert!(resp.json::<Value>().await.unwrap()["error"].is_string());
     // Release 2's token does not open a file that only release 1 has.
     let (status, _) = get(format!("{base}/{}/c.zip", token(&link))).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     // Nor release 1 through getModuleFile.
     let (status, _) = get(server.url(&format!(
         "/releases/v1/1c/getModuleFile/F/1/{}",

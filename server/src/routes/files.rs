@@ -64,8 +64,9 @@ async fn download(
         .ok_or_else(gone)?;
     // One token per release (issue 9): it opens the files of that release and no other.
     let release = dist.release(grant.release).ok_or_else(gone)?;
+    // A name the release does not have is a mismatching link (SPEC §4.6: 403).
     let file = release.file_named(&name).ok_or_else(|| {
-        ClientError::not_found("the release of this download link has no file of that name")
+        ClientError::forbidden("the download link does not open a file of that name")
     })?;
     // The license is checked again: a key revoked since the check loses its links, and a
     // prerelease link stops working once the license loses `beta` (SPEC §4.1 rule 2 holds on
