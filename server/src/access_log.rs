@@ -260,13 +260,15 @@ impl Finish {
             client: self.client,
         };
         // Formatting costs the request thread about as much as a small answer (bench/log_cost.sh):
-        // lines are formatted on their own thread. When it is far behind, the line is
+        // lines are formatted on their own thread, which collects them every few milliseconds
+        // (a wake-up per line would cost as much again). When it is far behind, the line is
         // formatted here rather than lost.
-        use std::sync::mpsc::TrySendError;
-        if let Err(
-            TrySendError::Full(Record::Line(line)) | TrySendError::Disconnected(Record::Line(line)),
-        ) = access_thread().try_send(Record::Line(line))
-        {
+        let queue = access_queue();
+        let mut pending = queue.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.len() < ACCESS_QUEUE && queue.running {
+            pending.push(line);
+        } else {
+            drop(pending);
             line.emit();
         }
     }
@@ -296,45 +298,53 @@ impl AccessLine {
     }
 }
 
-enum Record {
-    Line(AccessLine),
-    /// Answered once every line sent before it has been emitted.
-    Flush(std::sync::mpsc::SyncSender<()>),
-}
-
 /// Lines waiting for the access-log thread; beyond this they are formatted in place.
 const ACCESS_QUEUE: usize = 16 * 1024;
+/// How often the access-log thread collects lines.
+const ACCESS_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
-fn access_thread() -> &'static std::sync::mpsc::SyncSender<Record> {
-    static SENDER: OnceLock<std::sync::mpsc::SyncSender<Record>> = OnceLock::new();
-    SENDER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(ACCESS_QUEUE);
-        let spawned = std::thread::Builder::new()
-            .name("vypusk-access".into())
-            .spawn(move || {
-                for record in rx {
-                    match record {
-                        Record::Line(line) => line.emit(),
-                        Record::Flush(done) => {
-                            let _ = done.send(());
-                        }
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start the access-log thread; lines are formatted in place");
-        }
-        tx
-    })
+struct AccessQueue {
+    lines: std::sync::Mutex<Vec<AccessLine>>,
+    /// The thread started; without it lines are formatted in place.
+    running: bool,
 }
 
-/// Waits (bounded) until every access line handed over so far is written to the log; called at
-/// shutdown so the last requests' lines are not lost.
-pub fn flush() {
-    let (done, wait) = std::sync::mpsc::sync_channel(1);
-    if access_thread().send(Record::Flush(done)).is_ok() {
-        let _ = wait.recv_timeout(std::time::Duration::from_secs(5));
+impl AccessQueue {
+    fn emit_pending(&self) {
+        let lines = std::mem::take(&mut *self.lines.lock().unwrap_or_else(|e| e.into_inner()));
+        for line in lines {
+            line.emit();
+        }
     }
+}
+
+fn access_queue() -> &'static AccessQueue {
+    static QUEUE: OnceLock<AccessQueue> = OnceLock::new();
+    static STARTED: OnceLock<bool> = OnceLock::new();
+    let queue = QUEUE.get_or_init(|| AccessQueue {
+        lines: std::sync::Mutex::new(Vec::new()),
+        running: *STARTED.get_or_init(|| {
+            std::thread::Builder::new()
+                .name("vypusk-access".into())
+                .spawn(|| {
+                    loop {
+                        std::thread::sleep(ACCESS_EVERY);
+                        if let Some(queue) = QUEUE.get() {
+                            queue.emit_pending();
+                        }
+                    }
+                })
+                .map_err(|e| tracing::error!(error = %e, "cannot start the access-log thread; lines are formatted in place"))
+                .is_ok()
+        }),
+    });
+    queue
+}
+
+/// Writes every access line handed over so far; called at shutdown so the last requests'
+/// lines are not lost.
+pub fn flush() {
+    access_queue().emit_pending();
 }
 
 /// The answer's body, counting the bytes sent; logs when it ends or is dropped (client gone).

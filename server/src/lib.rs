@@ -80,7 +80,7 @@ pub async fn open(
         },
     );
     let database_kind = db::kind(&db);
-    let state = AppState {
+    let state = AppState::new(state::AppStateParts {
         db,
         storage,
         catalog,
@@ -102,7 +102,7 @@ pub async fn open(
         auth: Arc::new(auth::AuthCache::new(settings.login_failures_per_minute)),
         started: chrono::Utc::now(),
         database_kind,
-    };
+    });
     Ok((state, recorder_task))
 }
 

@@ -25,6 +25,8 @@ use crate::stats::rollup::{self, KnownDownload, Plan};
 pub const QUEUE: usize = 65_536;
 const BATCH: usize = 5_000;
 const MAX_DELAY: Duration = Duration::from_millis(500);
+/// How often a batch being collected looks at the queue.
+const COLLECT_STEP: Duration = Duration::from_millis(50);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Rows per multi-row INSERT: well under SQLite's and PostgreSQL's bind-parameter limits.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -125,12 +127,22 @@ async fn write_loop(
             first = rx.recv() => {
                 let Some(first) = first else { break };
                 batch.push(first);
+                // Collects what arrives within MAX_DELAY by looking at the queue now and then,
+                // not by waiting on it: a waiting receiver is woken by every event, which at
+                // thousands of checks a second costs the request threads a wake-up each.
                 let deadline = tokio::time::Instant::now() + MAX_DELAY;
-                while batch.len() < BATCH {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(e)) => batch.push(e),
-                        _ => break,
+                loop {
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(e) => batch.push(e),
+                            Err(_) => break,
+                        }
                     }
+                    let now = tokio::time::Instant::now();
+                    if batch.len() >= BATCH || now >= deadline || *stop.borrow() {
+                        break;
+                    }
+                    tokio::time::sleep_until(deadline.min(now + COLLECT_STEP)).await;
                 }
                 write(&db, &mut batch, &options.salt, &counters).await;
             }

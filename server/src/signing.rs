@@ -29,6 +29,9 @@ pub struct Signer {
     public_pem: String,
     /// sha256(body) → signature, for answers signed without a QueryID.
     cache: Mutex<HashMap<[u8; 32], Arc<str>>>,
+    /// One RSA signature at a time per core: more would only make the blocking pool's threads
+    /// take turns on the same cores.
+    signing_slots: tokio::sync::Semaphore,
 }
 
 impl Signer {
@@ -58,10 +61,12 @@ impl Signer {
             .as_der()
             .map_err(|_| anyhow::anyhow!("cannot encode the public key"))?;
         let public_pem = pem::encode(&pem::Pem::new("PUBLIC KEY", spki.as_ref().to_vec()));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Signer {
             key,
             public_pem,
             cache: Mutex::new(HashMap::new()),
+            signing_slots: tokio::sync::Semaphore::new(cores),
         })
     }
 
@@ -102,6 +107,23 @@ impl Signer {
             )
             .expect("RSA signing with a valid key cannot fail");
         base64::engine::general_purpose::STANDARD.encode(signature)
+    }
+
+    /// [`Signer::sign`] on the blocking pool, at most one per core at a time, so RSA never
+    /// holds up the threads that drive connections.
+    pub async fn sign_off_thread(
+        self: &Arc<Self>,
+        query_id: Option<HeaderValue>,
+        body: axum::body::Bytes,
+    ) -> Result<Arc<str>, tokio::task::JoinError> {
+        let _slot = self.signing_slots.acquire().await;
+        let signer = self.clone();
+        tokio::task::spawn_blocking(move || -> Arc<str> {
+            signer
+                .sign(query_id.as_ref().map_or(&b""[..], |q| q.as_bytes()), &body)
+                .into()
+        })
+        .await
     }
 
     /// Without a QueryID equal bodies get equal signatures, so each is computed once.

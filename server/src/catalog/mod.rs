@@ -76,9 +76,15 @@ impl LicenseIndex {
         }
     }
 
-    fn by_digest(&self, digest: &[u8; 32]) -> Option<Arc<LicenseView>> {
+    /// The license whose key has this digest; `key`, when the caller has it, confirms the hit
+    /// without hashing again.
+    fn by_digest(&self, digest: &[u8; 32], key: Option<&str>) -> Option<Arc<LicenseView>> {
         let view = self.by_id.get(self.id_by_sha256.get(&half(digest))?)?;
-        (key_digest(&view.key) == *digest).then(|| view.clone())
+        let same = match key {
+            Some(key) => &*view.key == key,
+            None => key_digest(&view.key) == *digest,
+        };
+        same.then(|| view.clone())
     }
 }
 
@@ -147,8 +153,7 @@ impl Catalog {
     }
 
     pub fn license(&self, key: &str) -> Option<Arc<LicenseView>> {
-        self.license_by_digest(&key_digest(key))
-            .filter(|l| &*l.key == key)
+        self.license_by_digest(&key_digest(key), Some(key))
     }
 
     pub fn license_by_id(&self, id: i32) -> Option<Arc<LicenseView>> {
@@ -164,14 +169,14 @@ impl Catalog {
     pub fn license_by_sha256(&self, hash: &str) -> Option<Arc<LicenseView>> {
         let mut digest = [0u8; 32];
         hex::decode_to_slice(hash, &mut digest).ok()?;
-        self.license_by_digest(&digest)
+        self.license_by_digest(&digest, None)
     }
 
-    fn license_by_digest(&self, digest: &[u8; 32]) -> Option<Arc<LicenseView>> {
+    fn license_by_digest(&self, digest: &[u8; 32], key: Option<&str>) -> Option<Arc<LicenseView>> {
         self.licenses
             .read()
             .expect("license index lock poisoned")
-            .by_digest(digest)
+            .by_digest(digest, key)
     }
 
     /// How much the index holds, for `/metrics` (issue 8, item 4). Counts published releases

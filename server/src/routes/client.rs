@@ -344,14 +344,10 @@ async fn signed_json(
     let signature = match cached {
         Some(signature) => signature,
         None => {
-            let signer = state.signer.clone();
-            let (q, b) = (query_id.clone(), body.clone());
-            let signed = tokio::task::spawn_blocking(move || -> Arc<str> {
-                signer
-                    .sign(q.as_ref().map_or(&b""[..], |q| q.as_bytes()), &b)
-                    .into()
-            })
-            .await;
+            let signed = state
+                .signer
+                .sign_off_thread(query_id.clone(), body.clone())
+                .await;
             match signed {
                 Ok(signature) => {
                     if let (None, Some(key)) = (&query_id, key) {
