@@ -321,7 +321,7 @@ impl AccessQueue {
 fn access_queue() -> &'static AccessQueue {
     static QUEUE: OnceLock<AccessQueue> = OnceLock::new();
     static STARTED: OnceLock<bool> = OnceLock::new();
-    let queue = QUEUE.get_or_init(|| AccessQueue {
+    QUEUE.get_or_init(|| AccessQueue {
         lines: std::sync::Mutex::new(Vec::new()),
         running: *STARTED.get_or_init(|| {
             std::thread::Builder::new()
@@ -337,8 +337,7 @@ fn access_queue() -> &'static AccessQueue {
                 .map_err(|e| tracing::error!(error = %e, "cannot start the access-log thread; lines are formatted in place"))
                 .is_ok()
         }),
-    });
-    queue
+    })
 }
 
 /// Writes every access line handed over so far; called at shutdown so the last requests'

@@ -29,8 +29,8 @@ pub struct Signer {
     public_pem: String,
     /// sha256(body) → signature, for answers signed without a QueryID.
     cache: Mutex<HashMap<[u8; 32], Arc<str>>>,
-    /// One RSA signature at a time per core: more would only make the blocking pool's threads
-    /// take turns on the same cores.
+    /// Signatures computed on request threads at once, one per core; more wait on the
+    /// blocking pool (see [`Signer::sign_answer`]).
     signing_slots: tokio::sync::Semaphore,
 }
 
@@ -109,19 +109,24 @@ impl Signer {
         base64::engine::general_purpose::STANDARD.encode(signature)
     }
 
-    /// [`Signer::sign`] on the blocking pool, at most one per core at a time, so RSA never
-    /// holds up the threads that drive connections.
-    pub async fn sign_off_thread(
+    /// [`Signer::sign`] for an answer. RSA-2048 takes about a quarter of a millisecond, as
+    /// long as a few answers take to send: it runs on the request's own thread while fewer
+    /// signatures than cores are under way (a hand-over to another thread costs more than it
+    /// saves, bench/RESULTS.md), and on the blocking pool beyond that, so a burst of
+    /// fresh-QueryID checks queues there instead of on the threads that drive connections.
+    pub async fn sign_answer(
         self: &Arc<Self>,
         query_id: Option<HeaderValue>,
         body: axum::body::Bytes,
     ) -> Result<Arc<str>, tokio::task::JoinError> {
-        let _slot = self.signing_slots.acquire().await;
+        let query =
+            |q: &Option<HeaderValue>| q.as_ref().map_or(&b""[..], |q| q.as_bytes()).to_vec();
+        if let Ok(_slot) = self.signing_slots.try_acquire() {
+            return Ok(self.sign(&query(&query_id), &body).into());
+        }
         let signer = self.clone();
         tokio::task::spawn_blocking(move || -> Arc<str> {
-            signer
-                .sign(query_id.as_ref().map_or(&b""[..], |q| q.as_bytes()), &body)
-                .into()
+            signer.sign(&query(&query_id), &body).into()
         })
         .await
     }

@@ -346,7 +346,7 @@ async fn signed_json(
         None => {
             let signed = state
                 .signer
-                .sign_off_thread(query_id.clone(), body.clone())
+                .sign_answer(query_id.clone(), body.clone())
                 .await;
             match signed {
                 Ok(signature) => {
