@@ -1,6 +1,9 @@
 //! Download tokens (SPEC §4.6, issue 9): an encoded grant verifies back to the same grant (or
 //! expires exactly when its time has passed), any single-byte change of a token fails
-//! verification, and a token text the fuzzer makes up never verifies.
+//! verification, and a token text the fuzzer makes up never verifies under a secret it has
+//! never seen a token of. (Under its own secret it can replay a token issued in an earlier run
+//! for another grant: libFuzzer learns the issued text from the comparison below. That token
+//! is genuine, not forged.)
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -29,6 +32,9 @@ struct Input {
 fn short(s: String) -> String {
     s.chars().take(60).collect()
 }
+
+/// A secret no token of this target is ever issued under.
+const UNSEEN_SECRET: &[u8] = b"vypusk fuzz: never issues tokens";
 
 fuzz_target!(|input: Input| {
     let grant = DownloadGrant {
@@ -70,11 +76,9 @@ fuzz_target!(|input: Input| {
         }
     }
 
-    if input.made_up != issued {
-        assert!(
-            token::verify(secret, &input.made_up, i64::MIN).is_err(),
-            "a made-up token verified: {:?}",
-            input.made_up
-        );
-    }
+    assert!(
+        token::verify(UNSEEN_SECRET, &input.made_up, i64::MIN).is_err(),
+        "a made-up token verified: {:?}",
+        input.made_up
+    );
 });
