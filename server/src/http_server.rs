@@ -156,6 +156,11 @@ pub async fn serve(
         let (stream, remote) = match accepted {
             Ok(accepted) => {
                 backoff = Duration::from_millis(10);
+                // An answer is written whole in one go: Nagle's algorithm would only hold its
+                // last partial segment back until the previous ones are acknowledged.
+                if let Err(e) = accepted.0.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
                 accepted
             }
             Err(e) if is_connection_error(&e) => continue,
