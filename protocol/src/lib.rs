@@ -7,7 +7,7 @@ pub mod version;
 pub mod wire;
 
 pub use names::{FileName, NameError, case_collision, same_name_ignoring_case};
-pub use signature::{PublicKey, SignatureError, verify_response};
+pub use signature::{PinnedKeys, PublicKey, SignatureError, verify_response};
 pub use version::{Version, VersionError, VersionScheme};
 
 /// Header the client sends with a fresh random value; the server echoes it and signs it.

@@ -86,6 +86,71 @@ impl PublicKey {
     }
 }
 
+/// The keys a client pins: an answer is good when any of them verifies it, so a vendor can
+/// introduce a new signing key before retiring the old one (issue 10, item 8).
+#[derive(Debug, Clone)]
+pub struct PinnedKeys(Vec<PublicKey>);
+
+impl PinnedKeys {
+    /// Every `-----BEGIN PUBLIC KEY-----` block of `text`; at least one, and every one usable.
+    pub fn from_pem_bundle(text: &str) -> Result<PinnedKeys, SignatureError> {
+        let mut keys = Vec::new();
+        let mut block: Option<String> = None;
+        for line in text.lines().map(str::trim) {
+            if line == "-----BEGIN PUBLIC KEY-----" {
+                block = Some(format!("{line}\n"));
+            } else if let Some(current) = block.as_mut() {
+                current.push_str(line);
+                current.push('\n');
+                if line.starts_with("-----END") {
+                    keys.push(PublicKey::from_pem(current)?);
+                    block = None;
+                }
+            }
+        }
+        if block.is_some() {
+            return Err(SignatureError::BadKey(
+                "a BEGIN PUBLIC KEY block has no END line",
+            ));
+        }
+        if keys.is_empty() {
+            return Err(SignatureError::BadKey("no BEGIN PUBLIC KEY block"));
+        }
+        Ok(PinnedKeys(keys))
+    }
+
+    /// Adds the keys of `other`.
+    pub fn extend(&mut self, other: PinnedKeys) {
+        self.0.extend(other.0);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok` when any pinned key verifies the answer.
+    pub fn verify_response(
+        &self,
+        query_id: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> Result<(), SignatureError> {
+        let signature = signature.ok_or(SignatureError::Missing)?;
+        let mut last = SignatureError::Mismatch;
+        for key in &self.0 {
+            match key.verify(query_id.as_bytes(), body, signature) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
 /// One-call form: `signature` is the header value, if any.
 pub fn verify_response(
     key: &PublicKey,

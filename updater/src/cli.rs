@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
-use vypusk_protocol::{PublicKey, Version, VersionScheme};
+use vypusk_protocol::{PinnedKeys, Version, VersionScheme};
 
 use crate::fail::Failure;
 
@@ -105,14 +105,16 @@ pub struct Opts {
     /// Install root: releases/, current and the updater's state live here.
     #[arg(long, global = true, env = "VYPUSK_DIR")]
     pub dir: Option<PathBuf>,
-    /// The server's public key (PEM, SPKI) to verify answers with.
+    /// The server's public key (PEM, SPKI) to verify answers with. Repeat it, or put several
+    /// PEM keys in one file, to accept any of them (a vendor rolling its signing key over).
     #[arg(
         long,
         global = true,
         env = "VYPUSK_PUBLIC_KEY",
-        value_name = "PEM_FILE"
+        value_name = "PEM_FILE",
+        action = clap::ArgAction::Append
     )]
-    pub public_key: Option<PathBuf>,
+    pub public_key: Vec<PathBuf>,
     /// Extra CA certificates (PEM) trusted for HTTPS, added to the system bundle.
     #[arg(long, global = true, env = "VYPUSK_CA_FILE", value_name = "PEM_FILE")]
     pub ca_file: Option<PathBuf>,
@@ -177,7 +179,7 @@ pub struct Settings {
     pub conf_version: Option<String>,
     pub key: String,
     /// `None` only with `--insecure-skip-signature`.
-    pub public_key: Option<PublicKey>,
+    pub public_key: Option<PinnedKeys>,
     pub insecure: bool,
     pub ca_file: Option<PathBuf>,
     pub scheme: Option<VersionScheme>,
@@ -217,22 +219,27 @@ impl Settings {
             Failure::usage("--dir (or VYPUSK_DIR, or `dir` in the config file) is required")
         })?;
         let insecure = opts.insecure_skip_signature || file.insecure_skip_signature == Some(true);
-        let public_key_path = opts.public_key.clone().or(rel(file.public_key));
-        // --insecure-skip-signature wins over a configured key: nothing is verified then.
-        let public_key = match public_key_path.as_ref().filter(|_| !insecure) {
-            Some(path) => {
-                let pem = std::fs::read_to_string(path).map_err(|e| {
-                    Failure::usage(format!(
-                        "cannot read the public key {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                Some(PublicKey::from_pem(&pem).map_err(|e| {
-                    Failure::usage(format!("the public key {}: {e}", path.display()))
-                })?)
-            }
-            None => None,
+        let public_key_paths: Vec<PathBuf> = if opts.public_key.is_empty() {
+            rel(file.public_key).into_iter().collect()
+        } else {
+            opts.public_key.clone()
         };
+        // --insecure-skip-signature wins over a configured key: nothing is verified then.
+        let mut public_key: Option<PinnedKeys> = None;
+        for path in public_key_paths.iter().filter(|_| !insecure) {
+            let pem = std::fs::read_to_string(path).map_err(|e| {
+                Failure::usage(format!(
+                    "cannot read the public key {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let keys = PinnedKeys::from_pem_bundle(&pem)
+                .map_err(|e| Failure::usage(format!("the public key {}: {e}", path.display())))?;
+            match public_key.as_mut() {
+                Some(all) => all.extend(keys),
+                None => public_key = Some(keys),
+            }
+        }
         let scheme = match opts.scheme.clone().or(file.scheme) {
             Some(s) => Some(
                 s.parse::<VersionScheme>()

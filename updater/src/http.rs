@@ -8,7 +8,7 @@ use std::time::Duration;
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Proxy};
 use vypusk_protocol::wire::{CheckRequest, ClientError};
-use vypusk_protocol::{HEADER_QUERY_ID, HEADER_SIGNATURE, PublicKey};
+use vypusk_protocol::{HEADER_QUERY_ID, HEADER_SIGNATURE, PinnedKeys};
 
 use crate::cli::Settings;
 use crate::fail::Failure;
@@ -60,7 +60,7 @@ impl Http {
         &self,
         url: &str,
         request: &CheckRequest,
-        key: Option<&PublicKey>,
+        key: Option<&PinnedKeys>,
     ) -> Result<Vec<u8>, Failure> {
         let body = serde_json::to_vec(request).expect("request serializes");
         let mut attempt = 0;
@@ -126,11 +126,10 @@ fn verified(
     signature: Option<String>,
     status: u16,
     body: Vec<u8>,
-    key: Option<&PublicKey>,
+    key: Option<&PinnedKeys>,
 ) -> Result<Vec<u8>, Failure> {
     if let Some(key) = key {
-        if let Err(e) = vypusk_protocol::verify_response(key, query_id, &body, signature.as_deref())
-        {
+        if let Err(e) = key.verify_response(query_id, &body, signature.as_deref()) {
             return Err(Failure::refused(format!(
                 "refusing the answer of {url} (HTTP {status}): {e}; it was changed on the way, \
                  replayed, or comes from a server that does not hold the pinned key"

@@ -237,6 +237,53 @@ fn wrong_pinned_key_is_refused() {
     assert!(server.file_requests().is_empty());
 }
 
+/// A vendor rolling its signing key over: clients that pin both keys accept answers signed
+/// with either, whether the keys come as repeated `--public-key` or as one file of several PEM
+/// blocks; a file with an unusable block is a usage error, not a silently smaller set.
+#[test]
+fn several_pinned_keys_accept_an_answer_signed_by_any() {
+    let server = Server::start(vec![rel("1.0", &[("a.zip", content(1, 1000))])]);
+    let old = Signer::generate();
+    let current = &Signer::shared().pem;
+
+    // Repeated flag: the old key first, the server's second.
+    let c = Client::with_key(&server.url(), &old.pem);
+    let current_file = c.tmp.path().join("current.pem");
+    std::fs::write(&current_file, current).unwrap();
+    let r = c.run(&[
+        "--public-key",
+        current_file.to_str().unwrap(),
+        "check",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.json()["latest"]["version"], "1.0");
+
+    // One file holding both keys, in either order.
+    for bundle in [
+        format!("{}{current}", old.pem),
+        format!("{current}\n{}", old.pem),
+    ] {
+        let c = Client::with_key(&server.url(), &bundle);
+        let r = c.run(&["install", "--json"]);
+        assert_eq!(r.code, 0, "{r}");
+        assert_eq!(c.current().as_deref(), Some("releases/1.0"));
+    }
+
+    // The old key alone is refused, as any wrong key is.
+    let c = Client::with_key(&server.url(), &old.pem);
+    assert_eq!(c.run(&["check", "--json"]).code, 4);
+
+    // A bundle with a broken block is refused before anything is asked.
+    let broken =
+        format!("{current}-----BEGIN PUBLIC KEY-----\nnot base64!\n-----END PUBLIC KEY-----\n");
+    let c = Client::with_key(&server.url(), &broken);
+    server.clear_log();
+    let r = c.run(&["check", "--json"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(server.requests().is_empty());
+}
+
 #[test]
 fn missing_signature_is_refused_and_insecure_flag_skips_the_check() {
     let server = Server::start(vec![rel("1.0", &[("a.zip", content(1, 1000))])]);
