@@ -75,14 +75,7 @@ impl TokenKey {
 
     /// The token for `grant`.
     pub fn encode(&self, grant: &DownloadGrant) -> String {
-        let mut out = String::with_capacity(64);
-        self.encode_into(grant, &mut out);
-        out
-    }
-
-    /// Appends the token for `grant` to `out`.
-    pub fn encode_into(&self, grant: &DownloadGrant, out: &mut String) {
-        encode_with(self, grant, out)
+        encode_with(self, grant)
     }
 
     /// The grant of a token that has not expired at `now` (unix seconds).
@@ -96,7 +89,7 @@ pub fn encode(secret: &[u8], grant: &DownloadGrant) -> String {
     TokenKey::new(secret).encode(grant)
 }
 
-fn encode_with(key: &TokenKey, grant: &DownloadGrant, out: &mut String) {
+fn encode_with(key: &TokenKey, grant: &DownloadGrant) -> String {
     let mut bytes = Vec::with_capacity(32 + MAC_LEN);
     let mut flags = 0;
     if grant.count {
@@ -122,7 +115,7 @@ fn encode_with(key: &TokenKey, grant: &DownloadGrant, out: &mut String) {
     }
     let tag = key.mac(&bytes).finalize().into_bytes();
     bytes.extend_from_slice(&tag[..MAC_LEN]);
-    B64.encode_string(&bytes, out);
+    B64.encode(&bytes)
 }
 
 /// The grant of a token signed with `secret` that has not expired at `now` (unix seconds).

@@ -25,6 +25,11 @@ fn json_str(s: &str) -> String {
     serde_json::to_string(s).expect("a string serializes")
 }
 
+/// A time as the client protocol writes it: RFC 3339, UTC, whole seconds.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
 pub fn render_distribution(
     code: &str,
     name: &str,
@@ -67,7 +72,7 @@ pub fn render_release(
         &format!(",\"size\":{main_file_size},\"download_link\":"),
         &format!(
             "],\"published_at\":{},\"prerelease\":{prerelease},\"untested\":",
-            json_str(&published_at.to_rfc3339_opts(SecondsFormat::Secs, true))
+            json_str(&rfc3339(published_at))
         ),
     ]))
 }
@@ -107,27 +112,23 @@ pub struct Links<'a> {
 
 impl Links<'_> {
     fn token(&self, dist: &Distribution, release: &Release) -> String {
+        // The statistics fields travel only when the download is counted.
+        let stat = |s: &str| {
+            if self.count {
+                s.to_owned()
+            } else {
+                String::new()
+            }
+        };
         let grant = DownloadGrant {
             distribution: dist.id,
             release: release.id,
             license: self.license,
             count: self.count,
             expires: self.expires,
-            conf: if self.count {
-                self.conf.into()
-            } else {
-                String::new()
-            },
-            conf_version: if self.count {
-                self.conf_version.into()
-            } else {
-                String::new()
-            },
-            installed_version: if self.count {
-                self.installed_version.into()
-            } else {
-                String::new()
-            },
+            conf: stat(self.conf),
+            conf_version: stat(self.conf_version),
+            installed_version: stat(self.installed_version),
         };
         self.key.encode(&grant)
     }
@@ -360,7 +361,7 @@ mod tests {
                     size: r.main_file().map_or(0, |f| f.size),
                     download_link: files.first().map(|f| f.url.clone()).unwrap_or_default(),
                     files,
-                    published_at: r.published_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    published_at: rfc3339(r.published_at),
                     prerelease: r.prerelease,
                     untested: o.untested,
                     downloadable: o.access.is_ok(),

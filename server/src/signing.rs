@@ -119,16 +119,15 @@ impl Signer {
         query_id: Option<HeaderValue>,
         body: axum::body::Bytes,
     ) -> Result<Arc<str>, tokio::task::JoinError> {
-        let query =
-            |q: &Option<HeaderValue>| q.as_ref().map_or(&b""[..], |q| q.as_bytes()).to_vec();
+        let sign = move |signer: &Signer| -> Arc<str> {
+            let query_id = query_id.as_ref().map_or(&b""[..], HeaderValue::as_bytes);
+            signer.sign(query_id, &body).into()
+        };
         if let Ok(_slot) = self.signing_slots.try_acquire() {
-            return Ok(self.sign(&query(&query_id), &body).into());
+            return Ok(sign(self));
         }
         let signer = self.clone();
-        tokio::task::spawn_blocking(move || -> Arc<str> {
-            signer.sign(&query(&query_id), &body).into()
-        })
-        .await
+        tokio::task::spawn_blocking(move || sign(&signer)).await
     }
 
     /// Without a QueryID equal bodies get equal signatures, so each is computed once.

@@ -9,14 +9,13 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::SecondsFormat;
 use vypusk_formats::CheckRequestBody;
 use vypusk_protocol::wire::{
     Compatibility, ExtensionHashResponse, ModuleInfo, ModuleInfoRelease, ModuleInfoResponse,
 };
 use vypusk_protocol::{HEADER_QUERY_ID, HEADER_SIGNATURE, Version};
 
-use crate::answer::{AnswerKey, Links};
+use crate::answer::{AnswerKey, Links, rfc3339};
 use crate::catalog::{Distribution, Release};
 use crate::client_addr::ClientAddr;
 use crate::domain::LicenseKey;
@@ -325,7 +324,7 @@ async fn check(
         .get(HEADER_QUERY_ID)
         .filter(|q| !q.is_empty())
         .cloned();
-    Ok(signed_json(state, query_id, Some(key), Bytes::from(answer)).await)
+    Ok(signed_json(state, query_id, key, Bytes::from(answer)).await)
 }
 
 /// A JSON answer signed here, on its final bytes (SPEC §4.7): with the caller's QueryID each
@@ -334,12 +333,12 @@ async fn check(
 async fn signed_json(
     state: &AppState,
     query_id: Option<HeaderValue>,
-    key: Option<AnswerKey>,
+    key: AnswerKey,
     body: Bytes,
 ) -> Response {
-    let cached = match (&query_id, &key) {
-        (None, Some(key)) => state.answer_signatures.get(key),
-        _ => None,
+    let cached = match &query_id {
+        None => state.answer_signatures.get(&key),
+        Some(_) => None,
     };
     let signature = match cached {
         Some(signature) => signature,
@@ -350,7 +349,7 @@ async fn signed_json(
                 .await;
             match signed {
                 Ok(signature) => {
-                    if let (None, Some(key)) = (&query_id, key) {
+                    if query_id.is_none() {
                         state.answer_signatures.insert(key, signature.clone());
                     }
                     signature
@@ -393,10 +392,6 @@ fn record_check(state: &AppState, request: &CheckRequest<'_>, offers: &[Offer<'_
         license_key: request.license.as_ref().map(|l| l.key.to_string()),
         client: ip,
     });
-}
-
-pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 async fn get_module_info(
