@@ -1,6 +1,8 @@
 //! Wire types of the vypusk client protocol (SPEC §4), the `Version` type (SPEC §3) and the
 //! check of `Licence-Signature` (SPEC §4.7). No I/O: the server and `vypusk-update` share it.
 
+pub mod bundle;
+pub mod compat;
 pub mod names;
 pub mod signature;
 pub mod version;

@@ -12,9 +12,15 @@ pub struct CheckRequest {
     pub installed_version: String,
     #[serde(rename = "TYPE")]
     pub distribution: String,
-    #[serde(rename = "CONF")]
+    /// Empty for a non-1C product: the request then omits `CONF` and matches only `*` entries.
+    #[serde(rename = "CONF", default, skip_serializing_if = "String::is_empty")]
     pub conf: String,
-    #[serde(rename = "CONF_VERSION")]
+    /// Empty when `CONF` is: omitted then.
+    #[serde(
+        rename = "CONF_VERSION",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub conf_version: String,
     #[serde(rename = "KEY", default, skip_serializing_if = "String::is_empty")]
     pub key: String,
@@ -33,6 +39,10 @@ fn flag_no() -> String {
 pub struct ReleasesResponse {
     pub modules: Vec<Module>,
     pub result: String,
+    /// Ours: when the server made the answer (RFC 3339 UTC), inside the signed bytes, so the age
+    /// of a kept answer (an offline bundle) can be judged without trusting file times.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub server_time: String,
 }
 
 /// One release offered to a client.
@@ -75,6 +85,14 @@ pub struct Module {
     /// answer is about what it asked.
     #[serde(default)]
     pub distribution: String,
+    /// Ours: the distribution's version scheme, `1c` or `semver` (SPEC §3), so a client need
+    /// not be told how to compare versions.
+    #[serde(default)]
+    pub version_scheme: String,
+    /// Ours: the release's whole compatibility list, so a client can say what a release that
+    /// does not fit its configuration requires, and an offline installer can check the fit.
+    #[serde(default)]
+    pub compatibility: Vec<Compatibility>,
 }
 
 fn yes() -> bool {
