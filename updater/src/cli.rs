@@ -20,10 +20,16 @@ Examples:
   vypusk-update --config /etc/vypusk-update.toml install
   vypusk-update --config /etc/vypusk-update.toml download --version 4.0.4.11 --json
   vypusk-update --dir /opt/pt40 rollback
+  # a machine without network access
+  vypusk-update --config /etc/vypusk-update.toml download --bundle pt40.vypusk-bundle.tar
+  vypusk-update --type PT40_UT_CRM3 --conf UT --conf-version 11.5.18 --dir /opt/pt40 \\
+      --public-key vypusk.pem install --from-bundle pt40.vypusk-bundle.tar
   vypusk-update --dir /opt/pt40 status --json
 
 Exit codes: 0 done or nothing to do, 1 local error (disk, state, lock, nothing to roll back to),
-2 usage, 3 network or server error, 4 verification refused, 10 update available (check --exit-code).
+2 usage, 3 network or server error, 4 verification refused, 5 not entitled (newer releases exist,
+the license may not download them), 6 no newer release fits this configuration, 7 the --exec
+command failed (current switched back), 10 update available (check --exit-code).
 
 Environment: VYPUSK_CONFIG, VYPUSK_SERVER, VYPUSK_TYPE, VYPUSK_CONF, VYPUSK_CONF_VERSION,
 VYPUSK_KEY, VYPUSK_DIR, VYPUSK_PUBLIC_KEY, VYPUSK_CA_FILE, VYPUSK_SCHEME,
@@ -43,7 +49,7 @@ pub struct Cli {
 pub enum Command {
     /// Ask the server whether a newer release is available (downloads nothing).
     Check {
-        /// Exit with code 10 when an update is available.
+        /// Exit with 10 when an update is available (0 up to date, 5 not entitled, 6 none fits).
         #[arg(long)]
         exit_code: bool,
     },
@@ -52,15 +58,41 @@ pub enum Command {
         /// Download this version instead of the newest one.
         #[arg(long, value_name = "V")]
         version: Option<String>,
+        /// Also write the signed answer and the verified files into one bundle FILE, for
+        /// `install --from-bundle` on a machine without network access.
+        #[arg(long, value_name = "FILE")]
+        bundle: Option<PathBuf>,
     },
     /// Download if needed, verify, and switch DIR/current to the newest release (or --version).
     Install {
         /// Install this version instead of the newest one.
         #[arg(long, value_name = "V")]
         version: Option<String>,
+        /// Install from a bundle made by `download --bundle` or the vendor (no network).
+        #[arg(long, value_name = "FILE", conflicts_with = "version")]
+        from_bundle: Option<PathBuf>,
+        /// Oldest bundle answer accepted, by its signed server_time: 30d (default), 12h, 90m.
+        #[arg(long, value_name = "AGE", requires = "from_bundle")]
+        max_age: Option<String>,
+        /// Run CMD (by `sh -c`) after switching DIR/current; if it fails, switch back.
+        #[arg(long, value_name = "CMD")]
+        exec: Option<String>,
     },
-    /// Switch DIR/current back to the previously installed release (no network).
+    /// Switch DIR/current back to the release installed before it, and hold there (no network).
     Rollback,
+    /// Keep `install` at VERSION (default: the installed one): it installs nothing newer.
+    Hold {
+        /// The highest version `install` may switch to.
+        version: Option<String>,
+    },
+    /// Let `install` move to the newest release again.
+    Unhold,
+    /// Delete downloaded releases but the newest N, the current, the previous and the held one.
+    Prune {
+        /// How many of the newest downloaded releases to keep besides those.
+        #[arg(long, value_name = "N")]
+        keep: usize,
+    },
     /// Show installed, previous and highest seen versions, downloads and partial downloads.
     Status,
 }
@@ -72,6 +104,9 @@ impl Command {
             Command::Download { .. } => "download",
             Command::Install { .. } => "install",
             Command::Rollback => "rollback",
+            Command::Hold { .. } => "hold",
+            Command::Unhold => "unhold",
+            Command::Prune { .. } => "prune",
             Command::Status => "status",
         }
     }
@@ -118,7 +153,8 @@ pub struct Opts {
     /// Extra CA certificates (PEM) trusted for HTTPS, added to the system bundle.
     #[arg(long, global = true, env = "VYPUSK_CA_FILE", value_name = "PEM_FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Version scheme of the distribution: 1c (default) or semver.
+    /// Version scheme of the distribution: 1c or semver. Answers of a current server say it;
+    /// needed only for an older server (default 1c).
     #[arg(long, global = true, env = "VYPUSK_SCHEME")]
     pub scheme: Option<String>,
     /// Override the installed version recorded in the state file.
@@ -196,8 +232,9 @@ pub struct Settings {
 pub struct Remote<'a> {
     pub server: &'a str,
     pub distribution: &'a str,
-    pub conf: &'a str,
-    pub conf_version: &'a str,
+    /// `None` for a non-1C product: the server then matches only `*` entries.
+    pub conf: Option<&'a str>,
+    pub conf_version: Option<&'a str>,
 }
 
 impl Settings {
@@ -247,21 +284,17 @@ impl Settings {
             ),
             None => None,
         };
-        let server = opts.server.clone().or(file.server);
-        if let Some(server) = &server
-            && !(server.starts_with("http://") || server.starts_with("https://"))
-        {
-            return Err(Failure::usage(format!(
-                "--server must be an http:// or https:// URL, not {server:?}"
-            )));
-        }
+        let server = match opts.server.clone().or(file.server) {
+            Some(s) => Some(server_url(&s).map_err(Failure::usage)?),
+            None => None,
+        };
         let conf_version = opts.conf_version.clone().or(file.conf_version);
         if let Some(v) = &conf_version {
             Version::parse_1c(v).map_err(|e| Failure::usage(format!("--conf-version: {e}")))?;
         }
         Ok(Settings {
             dir,
-            server: server.map(|s| s.trim_end_matches('/').to_owned()),
+            server,
             distribution: opts.distribution.clone().or(file.distribution),
             conf: opts.conf.clone().or(file.conf),
             conf_version,
@@ -281,27 +314,92 @@ impl Settings {
 
     /// The settings every server-facing command needs, or a usage error naming what is missing.
     pub fn remote(&self) -> Result<Remote<'_>, Failure> {
-        fn need<'s>(v: &'s Option<String>, what: &str) -> Result<&'s str, Failure> {
-            v.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
-                Failure::usage(format!(
-                    "{what} is required (flag, VYPUSK_ environment variable or config file)"
-                ))
-            })
-        }
         let remote = Remote {
             server: need(&self.server, "--server")?,
-            distribution: need(&self.distribution, "--type")?,
-            conf: need(&self.conf, "--conf")?,
-            conf_version: need(&self.conf_version, "--conf-version")?,
+            distribution: self.distribution()?,
+            conf: self.conf(),
+            conf_version: self.conf_version.as_deref().filter(|s| !s.is_empty()),
         };
+        if remote.conf.is_some() && remote.conf_version.is_none() {
+            return Err(Failure::usage(
+                "--conf-version is required with --conf (the host configuration's version)",
+            ));
+        }
+        self.pinned()?;
+        Ok(remote)
+    }
+
+    pub fn distribution(&self) -> Result<&str, Failure> {
+        need(&self.distribution, "--type")
+    }
+
+    pub fn conf(&self) -> Option<&str> {
+        self.conf.as_deref().filter(|s| !s.is_empty())
+    }
+
+    /// The pinned keys, or a usage error; `None` only with --insecure-skip-signature.
+    pub fn pinned(&self) -> Result<Option<&PinnedKeys>, Failure> {
         if self.public_key.is_none() && !self.insecure {
             return Err(Failure::usage(
                 "--public-key is required (the server's key: GET /releases/v1/signing-key); \
                  --insecure-skip-signature disables the check",
             ));
         }
-        Ok(remote)
+        Ok(self.public_key.as_ref())
     }
+}
+
+fn need<'s>(v: &'s Option<String>, what: &str) -> Result<&'s str, Failure> {
+    v.as_deref().filter(|s| !s.is_empty()).ok_or_else(|| {
+        Failure::usage(format!(
+            "{what} is required (flag, VYPUSK_ environment variable or config file)"
+        ))
+    })
+}
+
+/// A server base URL: `http(s)://host[:port][/path]`, checked before anything goes out, so a
+/// typo is a usage error and not a retried network failure. Returned without a trailing `/`.
+pub fn server_url(text: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        Err(format!(
+            "--server {text:?} is not a valid server URL: {why}"
+        ))
+    };
+    let Some(rest) = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+    else {
+        return bad("it must start with http:// or https://");
+    };
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("it contains whitespace");
+    }
+    if text.contains(['?', '#']) {
+        return bad("a base URL has no query or fragment");
+    }
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return bad("credentials do not belong in the URL");
+    }
+    // `[::1]:8080` or `host:8080` or `host`.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (authority, None),
+    };
+    if host.is_empty() || host == "[]" {
+        return bad("it names no host");
+    }
+    if let Some(port) = port
+        && (port.is_empty()
+            || !port.bytes().all(|b| b.is_ascii_digit())
+            || port.parse::<u16>().map_or(true, |p| p == 0))
+    {
+        return bad(&format!("port {port:?} is not a number from 1 to 65535"));
+    }
+    if text.parse::<ureq::http::Uri>().is_err() {
+        return bad("it does not parse as a URL");
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 fn read_config(path: &Path) -> Result<FileConfig, Failure> {

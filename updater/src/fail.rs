@@ -14,6 +14,14 @@ pub mod code {
     pub const NETWORK: i32 = 3;
     /// Verification refused: signature, TYPE, version rule, file name, size, md5 or sha256.
     pub const REFUSED: i32 = 4;
+    /// Newer releases exist, but the license may not download them (unknown key, revoked, no
+    /// feature, subscription ended): the server's reason is in the message.
+    pub const NOT_ENTITLED: i32 = 5;
+    /// Newer releases exist, but none fits this configuration (or the asked version is not
+    /// offered for it): the message names the newest one and what it requires.
+    pub const INCOMPATIBLE: i32 = 6;
+    /// `install --exec`: the post-install command failed; `current` was switched back.
+    pub const HOOK_FAILED: i32 = 7;
     /// `check --exit-code` found an update.
     pub const UPDATE_AVAILABLE: i32 = 10;
 }
@@ -40,6 +48,18 @@ impl Failure {
     pub fn refused(message: impl Into<String>) -> Failure {
         Failure {
             code: code::REFUSED,
+            message: message.into(),
+        }
+    }
+    pub fn not_entitled(message: impl Into<String>) -> Failure {
+        Failure {
+            code: code::NOT_ENTITLED,
+            message: message.into(),
+        }
+    }
+    pub fn incompatible(message: impl Into<String>) -> Failure {
+        Failure {
+            code: code::INCOMPATIBLE,
             message: message.into(),
         }
     }

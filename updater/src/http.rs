@@ -61,7 +61,7 @@ impl Http {
         url: &str,
         request: &CheckRequest,
         key: Option<&PinnedKeys>,
-    ) -> Result<Vec<u8>, Failure> {
+    ) -> Result<SignedAnswer, Failure> {
         let body = serde_json::to_vec(request).expect("request serializes");
         let mut attempt = 0;
         loop {
@@ -78,6 +78,7 @@ impl Http {
                     let status = response.status().as_u16();
                     let echoed = header(&response, HEADER_QUERY_ID);
                     let signature = header(&response, HEADER_SIGNATURE);
+                    let content_type = header(&response, "Content-Type").unwrap_or_default();
                     match response
                         .into_body()
                         .with_config()
@@ -85,29 +86,59 @@ impl Http {
                         .read_to_vec()
                     {
                         Ok(answer) => {
+                            let reply = Reply {
+                                url,
+                                query_id,
+                                echoed,
+                                signature,
+                                status,
+                                content_type,
+                                body: answer,
+                            };
                             let transient = status == 429 || status >= 500;
                             if !(transient && attempt < self.retries) {
-                                return verified(
-                                    url, &query_id, echoed, signature, status, answer, key,
-                                );
+                                return reply.verified(key);
                             }
-                            format!("{url} answered {status}")
+                            format!("{url} answered HTTP {status}")
                         }
-                        Err(e) => format!("reading the answer of {url}: {e}"),
+                        Err(e) => describe(url, &e).0,
                     }
                 }
-                Err(e) => format!("{url}: {e}"),
+                Err(e) => {
+                    let (message, retry) = describe(url, &e);
+                    if !retry {
+                        return Err(Failure::network(message));
+                    }
+                    message
+                }
             };
             if attempt >= self.retries {
                 return Err(Failure::network(format!(
-                    "network error: {transient} (after {} attempts)",
-                    attempt + 1
+                    "{transient} ({})",
+                    attempts(attempt + 1)
                 )));
             }
             std::thread::sleep(Self::backoff(attempt));
             attempt += 1;
         }
     }
+}
+
+/// `after 1 attempt`, `after 4 attempts`.
+pub fn attempts(n: u32) -> String {
+    if n == 1 {
+        "after 1 attempt".to_owned()
+    } else {
+        format!("after {n} attempts")
+    }
+}
+
+/// A verified answer as it came: kept whole so an offline bundle can carry it.
+pub struct SignedAnswer {
+    pub body: Vec<u8>,
+    pub query_id: String,
+    /// `None` only with `--insecure-skip-signature` against a server that did not sign.
+    pub signature: Option<String>,
 }
 
 fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
@@ -118,38 +149,158 @@ fn header(response: &ureq::http::Response<ureq::Body>, name: &str) -> Option<Str
         .map(str::to_owned)
 }
 
-/// Believes nothing of an answer before its signature over QueryID + body checks out.
-fn verified(
-    url: &str,
-    query_id: &str,
+/// One HTTP answer to a check, not yet believed.
+struct Reply<'a> {
+    url: &'a str,
+    query_id: String,
     echoed: Option<String>,
     signature: Option<String>,
     status: u16,
+    content_type: String,
     body: Vec<u8>,
-    key: Option<&PinnedKeys>,
-) -> Result<Vec<u8>, Failure> {
-    if let Some(key) = key {
-        if let Err(e) = key.verify_response(query_id, &body, signature.as_deref()) {
-            return Err(Failure::refused(format!(
-                "refusing the answer of {url} (HTTP {status}): {e}; it was changed on the way, \
-                 replayed, or comes from a server that does not hold the pinned key"
+}
+
+impl Reply<'_> {
+    /// Believes nothing of an answer before its signature over QueryID + body checks out. An
+    /// unsigned error page is named for what it most likely is (a wrong URL, a proxy failing),
+    /// and nothing in it is believed either.
+    fn verified(self, key: Option<&PinnedKeys>) -> Result<SignedAnswer, Failure> {
+        let Reply {
+            url,
+            query_id,
+            echoed,
+            signature,
+            status,
+            content_type,
+            body,
+        } = self;
+        if signature.is_none() && status != 200 {
+            return Err(unsigned_error(url, status, &content_type, &body));
+        }
+        if let Some(key) = key {
+            if let Err(e) = key.verify_response(&query_id, &body, signature.as_deref()) {
+                return Err(Failure::refused(format!(
+                    "refusing the answer of {url} (HTTP {status}): {e}; it was changed on the \
+                     way, replayed, or comes from a server that does not hold the pinned key"
+                )));
+            }
+            if echoed.as_deref().is_some_and(|e| e != query_id) {
+                return Err(Failure::refused(format!(
+                    "refusing the answer of {url}: it echoes another Licence-QueryID than the \
+                     one sent"
+                )));
+            }
+        }
+        if status != 200 {
+            let reason = serde_json::from_slice::<ClientError>(&body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| snippet(&body));
+            return Err(Failure::network(format!(
+                "the server refused the request (HTTP {status}): {reason}"
             )));
         }
-        if echoed.as_deref().is_some_and(|e| e != query_id) {
-            return Err(Failure::refused(format!(
-                "refusing the answer of {url}: it echoes another Licence-QueryID than the one sent"
-            )));
+        Ok(SignedAnswer {
+            body,
+            query_id,
+            signature,
+        })
+    }
+}
+
+fn snippet(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// An error status without a signature: a vypusk server signs every answer of the client
+/// protocol, errors included, so this came from something else on the way.
+fn unsigned_error(url: &str, status: u16, content_type: &str, body: &[u8]) -> Failure {
+    let text = String::from_utf8_lossy(body);
+    let html = content_type.contains("html") || text.trim_start().starts_with('<');
+    let message = if text.contains("HTTPS port") || text.contains("https port") {
+        format!("{url} answered HTTP {status}: the port expects TLS; use https:// in --server")
+    } else if status >= 500 {
+        format!(
+            "{url} answered HTTP {status} without a signature: a proxy or gateway in front of \
+             the vypusk server failed, or the server is down; try again later"
+        )
+    } else if status == 404 || html {
+        format!(
+            "no vypusk server answers at {url} (HTTP {status}{}): check --server, the base URL \
+             of the server (e.g. https://updates.example.com, without /releases/v1/…)",
+            if html { ", an HTML page" } else { "" }
+        )
+    } else {
+        format!(
+            "{url} answered HTTP {status} without a signature ({}); it is not a vypusk server's \
+             answer",
+            snippet(body)
+        )
+    };
+    Failure::network(message)
+}
+
+/// A transport error in words a customer can act on, and whether trying again may help.
+pub fn describe(url: &str, e: &ureq::Error) -> (String, bool) {
+    use ureq::Error as E;
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or(url);
+    match e {
+        E::Timeout(what) => (
+            format!("no answer from {host} in time (--timeout; {what})"),
+            true,
+        ),
+        E::HostNotFound => (format!("cannot resolve the host of {host}"), true),
+        E::ConnectionFailed => (
+            format!("cannot connect to {host}: is the server running, and --server right?"),
+            true,
+        ),
+        E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => (
+            format!(
+                "cannot connect to {host}: connection refused (is the server running, and \
+                 --server right?)"
+            ),
+            true,
+        ),
+        E::Rustls(tls) => {
+            let plain = matches!(tls, rustls::Error::InvalidMessage(_));
+            if plain {
+                (
+                    format!(
+                        "TLS with {host} failed: the port does not speak TLS ({tls}); if it \
+                         serves plain HTTP, use http:// in --server"
+                    ),
+                    false,
+                )
+            } else {
+                (
+                    format!(
+                        "TLS with {host} failed: {tls} (an untrusted certificate? --ca-file \
+                         adds a CA)"
+                    ),
+                    false,
+                )
+            }
         }
+        E::Tls(why) => (format!("TLS with {host} failed: {why}"), false),
+        E::Protocol(p) if url.starts_with("http://") => (
+            format!(
+                "{host} did not answer HTTP ({p}); if the port expects TLS, use https:// in \
+                 --server"
+            ),
+            false,
+        ),
+        E::BadUri(why) => (format!("invalid URL {url}: {why}"), false),
+        other => (format!("{url}: {other}"), true),
     }
-    if status != 200 {
-        let reason = serde_json::from_slice::<ClientError>(&body)
-            .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(300).collect());
-        return Err(Failure::network(format!(
-            "the server refused the request (HTTP {status}): {reason}"
-        )));
-    }
-    Ok(body)
 }
 
 /// The system CA bundle (when there is one) plus the certificates of `ca_file`.

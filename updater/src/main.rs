@@ -4,9 +4,13 @@
 
 mod cli;
 mod commands;
+mod digest;
 mod download;
 mod fail;
 mod http;
+mod lifecycle;
+mod offline;
+mod rules;
 mod state;
 
 use std::process::ExitCode;
@@ -22,9 +26,31 @@ fn main() -> ExitCode {
     let name = cli.command.name();
     let outcome = Settings::load(&cli.opts).and_then(|settings| match &cli.command {
         Command::Check { exit_code } => commands::check(&settings, *exit_code),
-        Command::Download { version } => commands::download(&settings, version.as_deref()),
-        Command::Install { version } => commands::install(&settings, version.as_deref()),
-        Command::Rollback => commands::rollback(&settings),
+        Command::Download { version, bundle } => {
+            commands::download(&settings, version.as_deref(), bundle.as_deref())
+        }
+        Command::Install {
+            version,
+            from_bundle: Some(bundle),
+            max_age,
+            exec,
+        } => {
+            debug_assert!(
+                version.is_none(),
+                "clap: --version conflicts with --from-bundle"
+            );
+            offline::install_from_bundle(&settings, bundle, max_age.as_deref(), exec.as_deref())
+        }
+        Command::Install {
+            version,
+            from_bundle: None,
+            exec,
+            ..
+        } => commands::install(&settings, version.as_deref(), exec.as_deref()),
+        Command::Rollback => lifecycle::rollback(&settings),
+        Command::Hold { version } => lifecycle::hold(&settings, version.as_deref()),
+        Command::Unhold => lifecycle::unhold(&settings),
+        Command::Prune { keep } => lifecycle::prune(&settings, *keep),
         Command::Status => commands::status(&settings),
     });
     match outcome {

@@ -166,9 +166,17 @@ pub struct State {
     pub installed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
-    /// The highest version seen downloadable in a verified answer, downloaded or installed.
+    /// The highest version seen installable (downloadable for this license, fitting this
+    /// configuration) in a verified answer, downloaded or installed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub highest_seen: Option<String>,
+    /// Installed versions in the order they were switched to, the current one last. `rollback`
+    /// pops the current one, so a second rollback goes further back, never forward.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<String>,
+    /// `install` (without `--version`) switches to nothing newer than this (`hold`, `rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<String>,
 }
 
 impl State {
@@ -186,17 +194,53 @@ impl State {
                 )));
             }
         };
+        // A state file written before `history` existed.
+        if state.history.is_empty() {
+            state.history = [state.previous.clone(), state.installed.clone()]
+                .into_iter()
+                .flatten()
+                .collect();
+        }
         // `current` is switched before the state is written: if a run stopped in between, the
         // link is the truth.
         if let Some(current) = layout.current_target()
             && state.installed.as_deref() != Some(current.as_str())
         {
-            if state.installed.is_some() {
-                state.previous = state.installed.take();
-            }
-            state.installed = Some(current);
+            state.switched_to(current);
         }
         Ok(state)
+    }
+
+    /// Records that `current` now points at `version`.
+    pub fn switched_to(&mut self, version: String) {
+        if self.history.last() != Some(&version) {
+            self.history.push(version.clone());
+        }
+        self.installed = Some(version);
+        self.sync_previous();
+    }
+
+    /// Records a rollback: the current version leaves the history; returns the one before it.
+    pub fn roll_back(&mut self) -> Option<String> {
+        if self.history.len() < 2 {
+            return None;
+        }
+        self.history.pop();
+        let back = self.history.last().cloned();
+        self.installed = back.clone();
+        self.sync_previous();
+        back
+    }
+
+    /// Forgets a release that is no longer on disk (pruned).
+    pub fn forget(&mut self, version: &str) {
+        self.history.retain(|v| v != version);
+        self.sync_previous();
+    }
+
+    fn sync_previous(&mut self) {
+        let n = self.history.len();
+        self.previous = (n >= 2).then(|| self.history[n - 2].clone());
     }
 
     pub fn save(&self, layout: &Layout) -> Result<(), Failure> {

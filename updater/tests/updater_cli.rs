@@ -93,52 +93,72 @@ fn happy_path_check_download_install_status() {
     assert!(r.stdout.contains("Installed:    4.0.4.10"), "{r}");
 }
 
+/// Issue 10: a second rollback used to step forward again, and the next scheduled install
+/// re-installed the release just rolled back from. Rollback goes back through the install
+/// history only, and holds there until `unhold`.
 #[test]
-fn rollback_switches_back_and_forth() {
+fn rollback_goes_only_backwards_and_holds() {
     let server = Server::start(vec![rel("1.0", &[("a.zip", content(1, 5000))])]);
     let c = Client::new(&server.url());
     assert_eq!(c.run(&["install"]).code, 0);
-    server
-        .world()
-        .releases
-        .push(rel("2.0", &[("a.zip", content(2, 7000))]));
-    let r = c.run(&["install", "--json"]);
-    assert_eq!(r.code, 0, "{r}");
-    assert_eq!(r.json()["previous"], "1.0");
-    assert_eq!(c.current().as_deref(), Some("releases/2.0"));
+    for v in ["2.0", "3.0"] {
+        server
+            .world()
+            .releases
+            .push(rel(v, &[("a.zip", content(v.as_bytes()[0], 7000))]));
+        let r = c.run(&["install", "--json"]);
+        assert_eq!(r.code, 0, "{r}");
+    }
+    assert_eq!(c.current().as_deref(), Some("releases/3.0"));
 
     let r = c.run(&["rollback", "--json"]);
     assert_eq!(r.code, 0, "{r}");
     example("rollback", &r);
-    assert_eq!(r.json()["installed"], "1.0");
-    assert_eq!(r.json()["previous"], "2.0");
-    assert_eq!(c.current().as_deref(), Some("releases/1.0"));
+    assert_eq!(r.json()["installed"], "2.0");
+    assert_eq!(r.json()["rolled_back_from"], "3.0");
+    assert_eq!(r.json()["previous"], "1.0");
+    assert_eq!(r.json()["hold"], "2.0");
+    assert_eq!(c.current().as_deref(), Some("releases/2.0"));
     assert_eq!(
         std::fs::read(c.dir.join("current/a.zip")).unwrap(),
-        content(1, 5000)
+        content(b'2', 7000)
     );
     let s = c.state().unwrap();
-    assert_eq!(s["installed"], "1.0");
-    assert_eq!(s["highest_seen"], "2.0");
-    // Both releases stay downloaded.
-    assert!(c.release_dir("2.0").join("a.zip").is_file());
+    assert_eq!(s["installed"], "2.0");
+    assert_eq!(s["highest_seen"], "3.0");
+    // The release rolled back from stays downloaded.
+    assert!(c.release_dir("3.0").join("a.zip").is_file());
 
-    // Rolling back again returns to 2.0.
+    // The scheduled install does not undo the rollback; check says why it offers nothing.
+    let r = c.run(&["install", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("Held at 2.0"),
+        "{r}"
+    );
+    assert_eq!(c.current().as_deref(), Some("releases/2.0"));
+    let r = c.run(&["check", "--exit-code", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.json()["status"], "held");
+
+    // A second rollback goes further back, never forward.
     let r = c.run(&["rollback"]);
     assert_eq!(r.code, 0, "{r}");
-    assert_eq!(c.current().as_deref(), Some("releases/2.0"));
-
-    // A release changed on disk is not switched to.
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(c.release_dir("1.0").join("a.zip"))
-        .unwrap()
-        .write_all(b"x")
-        .unwrap();
+    assert_eq!(c.current().as_deref(), Some("releases/1.0"));
     let r = c.run(&["rollback"]);
-    assert_eq!(r.code, 4, "{r}");
-    assert!(r.stderr.contains("a.zip"), "{r}");
-    assert_eq!(c.current().as_deref(), Some("releases/2.0"));
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("nothing to roll back to"), "{r}");
+    assert_eq!(c.current().as_deref(), Some("releases/1.0"));
+
+    // unhold: the next install moves to the newest release again.
+    let r = c.run(&["unhold"]);
+    assert_eq!(r.code, 0, "{r}");
+    let r = c.run(&["install"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(c.current().as_deref(), Some("releases/3.0"));
 }
 
 #[test]
@@ -364,7 +384,15 @@ fn release_older_than_highest_seen_is_refused() {
         rel("3.0", &[("a.zip", content(3, 100))]),
     ]);
     let c = Client::new(&server.url());
-    assert_eq!(c.run(&["install", "--version", "1.0"]).code, 0);
+    // An explicit older version needs --allow-downgrade on the first run too (issue 10).
+    let r = c.run(&["install", "--version", "1.0"]);
+    assert_eq!(r.code, 4, "{r}");
+    assert!(r.stderr.contains("older than 3.0"), "{r}");
+    assert_eq!(
+        c.run(&["install", "--version", "1.0", "--allow-downgrade"])
+            .code,
+        0
+    );
     assert_eq!(c.state().unwrap()["highest_seen"], "3.0");
     server.world().releases.retain(|r| r.version != "3.0");
     let r = c.run(&["install"]);

@@ -18,7 +18,7 @@ use base64::Engine;
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use vypusk_protocol::Version;
-use vypusk_protocol::wire::{CheckRequest, Module, ModuleFile, ReleasesResponse};
+use vypusk_protocol::wire::{CheckRequest, Compatibility, Module, ModuleFile, ReleasesResponse};
 
 pub const TYPE: &str = "PT40_UT";
 
@@ -343,6 +343,36 @@ fn serve(stream: TcpStream, addr: SocketAddr, world: &Mutex<World>, log: &Mutex<
     let _ = stream.flush();
 }
 
+/// Now as RFC 3339 UTC (`2026-11-30T10:53:07Z`).
+pub fn rfc3339_now() -> String {
+    rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    )
+}
+
+/// Seconds since the epoch as RFC 3339 UTC (Howard Hinnant's civil_from_days).
+pub fn rfc3339(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// The signed answer of getAvailableReleases for `req`.
 fn answer(w: &World, addr: SocketAddr, req: &Req) -> Vec<u8> {
     let query_id = req.header("Licence-QueryID").unwrap_or("").to_owned();
@@ -388,6 +418,12 @@ fn answer(w: &World, addr: SocketAddr, req: &Req) -> Vec<u8> {
                     published_at: "2026-11-20T10:00:00Z".into(),
                     downloadable: true,
                     distribution: w.distribution.clone(),
+                    version_scheme: "1c".into(),
+                    compatibility: vec![Compatibility {
+                        conf: "*".into(),
+                        min_1c_version: "11.0".into(),
+                        max_1c_version: None,
+                    }],
                     ..Default::default()
                 }
             })
@@ -395,6 +431,7 @@ fn answer(w: &World, addr: SocketAddr, req: &Req) -> Vec<u8> {
         let mut value = serde_json::to_value(ReleasesResponse {
             modules,
             result: String::new(),
+            server_time: rfc3339_now(),
         })
         .unwrap();
         if let Some(hook) = &w.answer_hook {
