@@ -83,18 +83,17 @@ impl<'a> Local<'a> {
             }
             said = Some(s);
         }
-        if let (Some(server), Some(flag)) = (said, self.settings.scheme)
-            && server != flag
+        // What the server said now, or said before (kept in the state).
+        let known = said.or(self.state.scheme);
+        if let (Some(known), Some(flag)) = (known, self.settings.scheme)
+            && known != flag
         {
             return Err(Failure::usage(format!(
-                "--scheme {flag} contradicts the server, which compares {} versions as {server}",
+                "--scheme {flag} contradicts the server, which compares {} versions as {known}",
                 self.distribution
             )));
         }
-        Ok(said
-            .or(self.settings.scheme)
-            .or(self.state.scheme)
-            .unwrap_or_default())
+        Ok(known.or(self.settings.scheme).unwrap_or_default())
     }
 
     /// The installed version as text (--installed-version, else the state's).

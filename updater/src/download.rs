@@ -115,10 +115,9 @@ pub fn fetch(
                 if attempt >= http.retries {
                     progress.finish();
                     return Err(Failure::network(format!(
-                        "network error downloading {}: {why} (after {} attempts; run again to \
-                         resume)",
+                        "network error downloading {}: {why} ({}; run again to resume)",
                         exp.name,
-                        attempt + 1
+                        crate::http::attempts(attempt + 1)
                     )));
                 }
                 std::thread::sleep(Http::backoff(attempt));

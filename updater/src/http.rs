@@ -97,7 +97,13 @@ impl Http {
                             };
                             let transient = status == 429 || status >= 500;
                             if !(transient && attempt < self.retries) {
-                                return reply.verified(key);
+                                return reply.verified(key).map_err(|mut f| {
+                                    if transient {
+                                        f.message =
+                                            format!("{} ({})", f.message, attempts(attempt + 1));
+                                    }
+                                    f
+                                });
                             }
                             format!("{url} answered HTTP {status}")
                         }
@@ -245,6 +251,19 @@ fn unsigned_error(url: &str, status: u16, content_type: &str, body: &[u8]) -> Fa
     Failure::network(message)
 }
 
+fn tls_failure(host: &str, tls: &rustls::Error) -> (String, bool) {
+    let message = if matches!(tls, rustls::Error::InvalidMessage(_)) {
+        format!(
+            "TLS with {host} failed: the port does not speak TLS ({tls}); if it serves plain \
+             HTTP, use http:// in --server"
+        )
+    } else {
+        format!("TLS with {host} failed: {tls} (an untrusted certificate? --ca-file adds a CA)")
+    };
+    // Neither gets better by trying again.
+    (message, false)
+}
+
 /// A transport error in words a customer can act on, and whether trying again may help.
 pub fn describe(url: &str, e: &ureq::Error) -> (String, bool) {
     use ureq::Error as E;
@@ -270,25 +289,18 @@ pub fn describe(url: &str, e: &ureq::Error) -> (String, bool) {
             ),
             true,
         ),
-        E::Rustls(tls) => {
-            let plain = matches!(tls, rustls::Error::InvalidMessage(_));
-            if plain {
-                (
-                    format!(
-                        "TLS with {host} failed: the port does not speak TLS ({tls}); if it \
-                         serves plain HTTP, use http:// in --server"
-                    ),
-                    false,
-                )
-            } else {
-                (
-                    format!(
-                        "TLS with {host} failed: {tls} (an untrusted certificate? --ca-file \
-                         adds a CA)"
-                    ),
-                    false,
-                )
-            }
+        E::Rustls(tls) => tls_failure(host, tls),
+        E::Io(io)
+            if io
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+                .is_some() =>
+        {
+            let tls = io
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+                .expect("checked above");
+            tls_failure(host, tls)
         }
         E::Tls(why) => (format!("TLS with {host} failed: {why}"), false),
         E::Protocol(p) if url.starts_with("http://") => (
@@ -297,6 +309,13 @@ pub fn describe(url: &str, e: &ureq::Error) -> (String, bool) {
                  --server"
             ),
             false,
+        ),
+        E::Io(io) if url.starts_with("http://") => (
+            format!(
+                "{host} closed the connection without an HTTP answer ({io}); if the port \
+                 expects TLS, use https:// in --server"
+            ),
+            true,
         ),
         E::BadUri(why) => (format!("invalid URL {url}: {why}"), false),
         other => (format!("{url}: {other}"), true),

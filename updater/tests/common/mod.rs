@@ -17,8 +17,8 @@ use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine;
 use md5::{Digest, Md5};
 use sha2::Sha256;
-use vypusk_protocol::Version;
 use vypusk_protocol::wire::{CheckRequest, Compatibility, Module, ModuleFile, ReleasesResponse};
+use vypusk_protocol::{Version, VersionScheme};
 
 pub const TYPE: &str = "PT40_UT";
 
@@ -230,6 +230,8 @@ pub struct World {
     /// ETag served instead of the sha256.
     pub etag_override: Option<String>,
     pub signer: &'static Signer,
+    /// How the distribution compares versions; said in each module's `version_scheme`.
+    pub scheme: VersionScheme,
 }
 
 pub struct Server {
@@ -250,6 +252,7 @@ impl Server {
             served_override: HashMap::new(),
             etag_override: None,
             signer: Signer::shared(),
+            scheme: VersionScheme::OneC,
         }));
         let log = Arc::new(Mutex::new(Vec::new()));
         let (w, l) = (world.clone(), log.clone());
@@ -380,16 +383,17 @@ fn answer(w: &World, addr: SocketAddr, req: &Req) -> Vec<u8> {
     let (status, body) = if check.distribution != w.distribution {
         (400, br#"{"error":"unknown TYPE"}"#.to_vec())
     } else {
-        let installed = Version::parse_1c(&check.installed_version).ok();
+        let parse = |v: &str| Version::parse(w.scheme, v);
+        let installed = parse(&check.installed_version).ok();
         let mut rels: Vec<&Release> = w
             .releases
             .iter()
             .filter(|r| match &installed {
-                Some(i) => &Version::parse_1c(&r.version).unwrap() > i,
+                Some(i) => &parse(&r.version).unwrap() > i,
                 None => true,
             })
             .collect();
-        rels.sort_by_key(|r| std::cmp::Reverse(Version::parse_1c(&r.version).unwrap()));
+        rels.sort_by_key(|r| std::cmp::Reverse(parse(&r.version).unwrap()));
         let modules: Vec<Module> = rels
             .iter()
             .map(|r| {
@@ -418,7 +422,7 @@ fn answer(w: &World, addr: SocketAddr, req: &Req) -> Vec<u8> {
                     published_at: "2026-11-20T10:00:00Z".into(),
                     downloadable: true,
                     distribution: w.distribution.clone(),
-                    version_scheme: "1c".into(),
+                    version_scheme: w.scheme.as_str().into(),
                     compatibility: vec![Compatibility {
                         conf: "*".into(),
                         min_1c_version: "11.0".into(),
