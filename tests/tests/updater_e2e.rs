@@ -205,3 +205,166 @@ async fn wrong_pinned_key_and_unreachable_server_are_refused() {
         state
     );
 }
+
+/// `vypusk-update` on a machine without network: no `--server`; the pinned key of `server`.
+fn update_offline(key: &Path, dir: &Path, args: &[&str]) -> (i32, Value, Output) {
+    let out = std::process::Command::new(updater_bin())
+        .args([
+            "--type",
+            TYPE,
+            "--conf",
+            "УправлениеТорговлей",
+            "--conf-version",
+            "11.5.1",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--public-key")
+        .arg(key)
+        .args(args)
+        .arg("--json")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("ALL_PROXY")
+        .output()
+        .expect("run vypusk-update");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), json, out)
+}
+
+/// Issue 10: a lapsed subscription and a configuration no release fits are not "Up to date".
+#[tokio::test]
+async fn lapsed_license_and_unfitting_configuration_say_so_against_the_real_server() {
+    let server = TestServer::start().await;
+    seed(&server).await;
+    let (status, body) = server
+        .admin_json(
+            reqwest::Method::POST,
+            "/api/v1/licenses",
+            Some(
+                json!({"key": "UPD-KEY-LAPSED", "customer": "c", "itn": "2", "beta": false,
+                        "features": [{"product": 7, "feature": 1,
+                                      "active_until": "2020-01-01T00:00:00Z"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("app");
+    let (code, out, raw) = update(
+        &server,
+        &dir,
+        &["check", "--exit-code", "--key", "UPD-KEY-LAPSED"],
+    );
+    let stderr = String::from_utf8_lossy(&raw.stderr);
+    assert_eq!(code, 5, "{out} {stderr}");
+    assert_eq!(out["status"], "not_entitled");
+    assert!(
+        out["reason"]
+            .as_str()
+            .unwrap()
+            .contains("subscription ended"),
+        "{out}"
+    );
+    let (code, out, _) = update(&server, &dir, &["install", "--key", "UPD-KEY-LAPSED"]);
+    assert_eq!(code, 5, "{out}");
+    assert!(!dir.join("current").exists());
+
+    // Another configuration: the release requires УправлениеТорговлей 11.4.
+    let (code, out, _) = update(
+        &server,
+        &dir,
+        &[
+            "check",
+            "--conf",
+            "БухгалтерияПредприятия",
+            "--conf-version",
+            "3.0",
+        ],
+    );
+    assert_eq!(code, 6, "{out}");
+    assert_eq!(out["status"], "incompatible");
+    let reason = out["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("УправлениеТорговлей 11.4 or later"),
+        "{reason}"
+    );
+}
+
+/// Issue 10: bundles made by the updater and by the vendor API, installed while the server is
+/// stopped.
+#[tokio::test]
+async fn offline_bundles_from_the_updater_and_the_vendor_api_install_with_the_server_down() {
+    let mut server = TestServer::start().await;
+    let v1 = seed(&server).await;
+    let root = tempfile::tempdir().unwrap();
+    let key = root.path().join("vypusk.pem");
+    std::fs::copy(server.public_key_path(), &key).unwrap();
+
+    // Made by the updater on a connected machine.
+    let from_updater = root.path().join("updater.vypusk-bundle.tar");
+    let (code, out, raw) = update(
+        &server,
+        &root.path().join("connected"),
+        &["download", "--bundle", from_updater.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out} {}", String::from_utf8_lossy(&raw.stderr));
+
+    // Made by the vendor for the customer's key.
+    let (_, releases) = server
+        .admin_json(
+            reqwest::Method::GET,
+            &format!("/api/v1/distributions/{TYPE}/releases"),
+            None,
+        )
+        .await;
+    let id = releases
+        .as_array()
+        .or_else(|| releases["items"].as_array())
+        .and_then(|a| a.iter().find(|r| r["version"] == "1.0.0.1"))
+        .and_then(|r| r["id"].as_i64())
+        .unwrap_or_else(|| panic!("release id in {releases}"));
+    let resp = server
+        .admin(
+            reqwest::Method::GET,
+            &format!("/api/v1/releases/{id}/bundle?license={KEY}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    let from_vendor = root.path().join("vendor.vypusk-bundle.tar");
+    std::fs::write(&from_vendor, resp.bytes().await.unwrap()).unwrap();
+
+    server.kill();
+    for bundle in [&from_updater, &from_vendor] {
+        let dir = root
+            .path()
+            .join(bundle.file_stem().unwrap().to_string_lossy().as_ref());
+        let (code, out, raw) = update_offline(
+            &key,
+            &dir,
+            &["install", "--from-bundle", bundle.to_str().unwrap()],
+        );
+        assert_eq!(
+            code,
+            0,
+            "{}: {out} {}",
+            bundle.display(),
+            String::from_utf8_lossy(&raw.stderr)
+        );
+        assert_eq!(out["installed"], "1.0.0.1");
+        assert_eq!(installed_bytes(&dir), v1);
+    }
+    // Another server's key: refused, nothing visible.
+    let other = TestServer::start().await;
+    let dir = root.path().join("wrong-key");
+    let (code, out, _) = update_offline(
+        &other.public_key_path(),
+        &dir,
+        &["install", "--from-bundle", from_vendor.to_str().unwrap()],
+    );
+    assert_eq!(code, 4, "{out}");
+    assert!(!dir.join("current").exists());
+    assert!(!dir.join("releases/1.0.0.1").exists());
+}
