@@ -228,7 +228,9 @@ fn snippet(body: &[u8]) -> String {
 fn unsigned_error(url: &str, status: u16, content_type: &str, body: &[u8]) -> Failure {
     let text = String::from_utf8_lossy(body);
     let html = content_type.contains("html") || text.trim_start().starts_with('<');
-    let message = if text.contains("HTTPS port") || text.contains("https port") {
+    let message = if status == 429 {
+        format!("{url} answered HTTP 429: too many requests from this address; try again later")
+    } else if text.contains("HTTPS port") || text.contains("https port") {
         format!("{url} answered HTTP {status}: the port expects TLS; use https:// in --server")
     } else if status >= 500 {
         format!(
