@@ -8,6 +8,7 @@ pub mod answer;
 pub mod auth;
 pub mod backup;
 pub mod blobs;
+pub mod bundle;
 pub mod catalog;
 pub mod catalog_sync;
 pub mod cli;
