@@ -1538,18 +1538,22 @@ async fn statistics_record_the_first_compatible_offer_not_an_untested_one() {
     seed_compatibility_shapes(&server).await;
     // For CONF=УправлениеТорговлей 11.4.5: 1.3 needs 11.5 (named entry wins), 1.2 is `*`
     // 2.0–3.0, 1.1 fits, 1.0 fits.
+    let ut = "УправлениеТорговлей";
+    // (request, recorded conf, conf_version and offered version)
     let checks = [
         (
-            json!({"CONF": "УправлениеТорговлей", "CONF_VERSION": "11.4.5"}),
-            "1.1",
+            json!({"CONF": ut, "CONF_VERSION": "11.4.5"}),
+            (ut, "11.4.5", "1.1"),
         ),
         // Only untested ones: no offer.
         (
-            json!({"CONF": "УправлениеТорговлей", "CONF_VERSION": "11.4.5", "INSTALLED_VERSION": "1.1"}),
-            "",
+            json!({"CONF": ut, "CONF_VERSION": "11.4.5", "INSTALLED_VERSION": "1.1"}),
+            (ut, "11.4.5", ""),
         ),
-        // Without CONF every `*` entry fits: 1.3.
-        (json!({}), "1.3"),
+        // Without CONF every `*` entry fits: 1.3; such checks record no configuration, and no
+        // configuration version either.
+        (json!({}), ("", "", "1.3")),
+        (json!({"CONF_VERSION": "3.5"}), ("", "", "1.3")),
     ];
     for (extra, _) in &checks {
         let (status, a) = server
@@ -1595,16 +1599,7 @@ async fn statistics_record_the_first_compatible_offer_not_an_untested_one() {
         .collect();
     let expected: Vec<(String, String, String)> = checks
         .iter()
-        .map(|(extra, offered)| {
-            let field = |k: &str| {
-                extra
-                    .get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            (field("CONF"), field("CONF_VERSION"), (*offered).to_owned())
-        })
+        .map(|(_, (c, cv, o))| ((*c).to_owned(), (*cv).to_owned(), (*o).to_owned()))
         .collect();
     assert_eq!(recorded, expected);
 }

@@ -42,14 +42,17 @@ pub fn next_build() -> u64 {
 struct Confs {
     names: HashMap<String, (Arc<str>, Arc<str>)>,
     /// Each list with its JSON (the module's `"compatibility"`), rendered once per list.
-    lists: HashMap<Vec<CompatRow>, (Arc<[CompatEntry]>, Arc<str>)>,
+    lists: HashMap<Vec<CompatRow>, SharedList>,
 }
+
+/// A compatibility list and its rendered JSON array.
+type SharedList = (Arc<[CompatEntry]>, Arc<str>);
 
 /// One compatibility row as stored: conf, min, max.
 type CompatRow = (String, String, Option<String>);
 
 impl Confs {
-    fn list(&mut self, rows: Vec<CompatRow>) -> (Arc<[CompatEntry]>, Arc<str>) {
+    fn list(&mut self, rows: Vec<CompatRow>) -> SharedList {
         if let Some(shared) = self.lists.get(&rows) {
             return shared.clone();
         }

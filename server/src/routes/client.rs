@@ -248,6 +248,16 @@ impl<'a> CheckRequest<'a> {
         })
     }
 
+    /// `CONF_VERSION` as the statistics (and counted links) record it: `""` for a check without
+    /// `CONF`, whose configuration version names no configuration.
+    fn recorded_conf_version(&self) -> &'a str {
+        if self.conf.is_empty() {
+            ""
+        } else {
+            self.conf_version_text
+        }
+    }
+
     /// What the answer depends on besides the catalog's constants (see `answer::AnswerKey`).
     fn answer_key(&self, latest: bool, expires: i64, server_time: i64) -> AnswerKey {
         AnswerKey {
@@ -332,7 +342,7 @@ async fn check(
             license: dist.gate.and(request.license.as_ref()).map(|l| l.id),
             count: request.count_downloads,
             conf: request.conf,
-            conf_version: request.conf_version_text,
+            conf_version: request.recorded_conf_version(),
             installed_version: request.installed_text,
         };
         let answer = crate::answer::write_answer(dist, &offers, &links, now.timestamp());
@@ -410,7 +420,7 @@ fn record_check(
         paid: request.dist.gate.is_some(),
         installed_version: request.installed_text.to_owned(),
         conf: request.conf.to_owned(),
-        conf_version: request.conf_version_text.to_owned(),
+        conf_version: request.recorded_conf_version().to_owned(),
         offered_version: selection::first_compatible(offers)
             .map(|o| o.release.version.to_string())
             .unwrap_or_default(),
