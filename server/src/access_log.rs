@@ -9,9 +9,10 @@
 //! - **Metrics**: requests by route family and status and the time to the answer's head are
 //!   recorded when the head is ready (so a scrape right after an answer counts it); download
 //!   bytes when the body ends.
-//! - **Audit line** (target `audit`, INFO) for every changing vendor-API request: action
-//!   (method and route template), status, who ([`AuditActor`], filled by `auth`), client and
-//!   path parameters, license keys shown only as a short fingerprint.
+//! - **Audit line** (target `audit`, INFO) for every changing vendor-API request, and for the
+//!   reads that hand something out ([`AUDITED_READS`]: offline bundles): action (method and
+//!   route template), status, who ([`AuditActor`], filled by `auth`), client and path
+//!   parameters (and a bundle's `license`), license keys shown only as a short fingerprint.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -103,6 +104,9 @@ const CHECK_ROUTES: &[(&str, &str)] = &[
     ("/releases/v1/1c/getModuleInfo", "getModuleInfo"),
 ];
 
+/// Vendor-API reads audited like changes: a bundle gives a license's holder a release.
+pub const AUDITED_READS: &[&str] = &["/api/v1/releases/{id}/bundle"];
+
 const UPLOAD_ROUTES: &[&str] = &[
     "/api/v1/releases/{id}/files/{name}",
     "/api/v1/releases/{id}/files",
@@ -120,14 +124,22 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
 
     let audit = if family == Family::Api
         && route.is_some()
-        && !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
+        && (!matches!(method, Method::GET | Method::HEAD | Method::OPTIONS)
+            || (method == Method::GET && AUDITED_READS.contains(&route_str)))
     {
         let actor = AuditActor::default();
         parts.extensions.insert(actor.clone());
-        let params = RawPathParams::from_request_parts(&mut parts, &state)
+        let mut params = RawPathParams::from_request_parts(&mut parts, &state)
             .await
             .map(|p| audit_params(&p))
             .unwrap_or_default();
+        if let Some(license) = query_license(parts.uri.query()) {
+            if !params.is_empty() {
+                params.push(' ');
+            }
+            params.push_str("license_sha256=");
+            params.push_str(&key_fingerprint(&license));
+        }
         Some((actor, params))
     } else {
         None
@@ -220,9 +232,8 @@ fn audit_params(params: &RawPathParams) -> String {
             out.push(' ');
         }
         if name == "key" {
-            let digest = hex::encode(sha2::Sha256::digest(value.as_bytes()));
             out.push_str("key_sha256=");
-            out.push_str(&digest[..12]);
+            out.push_str(&key_fingerprint(value));
         } else {
             out.push_str(name);
             out.push('=');
@@ -230,6 +241,19 @@ fn audit_params(params: &RawPathParams) -> String {
         }
     }
     out
+}
+
+/// A license key as audit lines show it: the first 12 hex digits of its SHA-256.
+pub fn key_fingerprint(key: &str) -> String {
+    let digest = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    digest[..12].to_owned()
+}
+
+/// The `license` parameter of a query string (a bundle's), if any.
+fn query_license(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, value)| name == "license" && !value.is_empty())
+        .map(|(_, value)| value.trim().to_owned())
 }
 
 /// What the access line needs once the body is done.

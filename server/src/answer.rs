@@ -1,19 +1,24 @@
 //! `getAvailableReleases` / `getLatestRelease` answers written straight into one buffer (issue
 //! 9): everything that does not depend on the request is rendered once per catalog build
-//! (`render_*`, called by the loader), and an answer adds only the download links,
-//! `min_1c_version` and the per-request flags. The bytes are exactly what serde_json makes of
-//! `vypusk_protocol::wire::ReleasesResponse` (SPEC §4.1), which the tests below prove.
+//! (`render_*`, called by the loader; the compatibility list and the version scheme of issue 10
+//! included), and an answer adds only the download links, `min_1c_version`, the per-request
+//! flags and `server_time` (formatted once per second). The bytes are exactly what serde_json
+//! makes of `vypusk_protocol::wire::ReleasesResponse` (SPEC §4.1), which the tests below prove.
 //!
 //! Signatures of answers without a `Licence-QueryID` are cached under what the answer depends
 //! on ([`AnswerKey`]), so a repeated check costs no RSA and no hashing of the body.
 
+use std::cell::RefCell;
 use std::io::Write as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use vypusk_formats::token::{DownloadGrant, TokenKey};
+use vypusk_protocol::VersionScheme;
+use vypusk_protocol::wire::Compatibility;
 
 use crate::catalog::{Distribution, DistributionJson, FileJson, Parts, Release, ReleaseJson};
+use crate::domain::matching::CompatEntry;
 use crate::domain::selection::Offer;
 
 /// Appends `s` as a JSON string, escaped exactly as serde_json escapes it.
@@ -30,6 +35,45 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `t` (Unix seconds) as [`rfc3339`] writes it, JSON-quoted: formatted once per second on each
+/// thread, so an answer's `server_time` costs a copy.
+pub fn push_server_time(out: &mut Vec<u8>, t: i64) {
+    thread_local! {
+        static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    LAST.with_borrow_mut(|(at, text)| {
+        if *at != t || text.is_empty() {
+            *text = DateTime::from_timestamp(t, 0).map_or_else(String::new, rfc3339);
+            *at = t;
+        }
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    });
+}
+
+/// A release's compatibility list in its wire form, as `getModuleInfo` and the modules of
+/// check answers render it.
+pub fn wire_compatibility(entries: &[CompatEntry]) -> Vec<Compatibility> {
+    entries
+        .iter()
+        .map(|c| Compatibility {
+            conf: c.conf.to_string(),
+            min_1c_version: c.min.to_string(),
+            max_1c_version: c.max.as_ref().map(|v| v.to_string()),
+        })
+        .collect()
+}
+
+/// The module's `"compatibility"` value: the whole list as JSON (rendered once per distinct
+/// list at catalog load, see the loader).
+pub fn render_compatibility(entries: &[CompatEntry]) -> Arc<str> {
+    serde_json::to_string(&wire_compatibility(entries))
+        .expect("a compatibility list serializes")
+        .into()
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn render_distribution(
     code: &str,
     name: &str,
@@ -38,6 +82,7 @@ pub fn render_distribution(
     label: &str,
     promo_link: &str,
     gate: Option<(i64, i64)>,
+    scheme: VersionScheme,
 ) -> DistributionJson {
     let (product, feature) = gate.unwrap_or((0, 0));
     DistributionJson {
@@ -54,7 +99,12 @@ pub fn render_distribution(
             json_str(promo_link)
         )
         .into(),
-        end: format!(",\"distribution\":{}}}", json_str(code)).into(),
+        end: format!(
+            ",\"distribution\":{},\"version_scheme\":{},\"compatibility\":",
+            json_str(code),
+            json_str(scheme.as_str())
+        )
+        .into(),
     }
 }
 
@@ -144,12 +194,19 @@ impl Links<'_> {
     }
 }
 
-/// The answer `{"modules":[…],"result":…}` for `offers` of `dist`.
-pub fn write_answer(dist: &Distribution, offers: &[Offer<'_>], links: &Links<'_>) -> Vec<u8> {
+/// The answer `{"modules":[…],"result":…,"server_time":…}` for `offers` of `dist`, made at
+/// `now` (Unix seconds).
+pub fn write_answer(
+    dist: &Distribution,
+    offers: &[Offer<'_>],
+    links: &Links<'_>,
+    now: i64,
+) -> Vec<u8> {
     let estimate: usize = offers
         .iter()
         .map(|o| {
             256 + o.release.json.changelog().len()
+                + o.release.compatibility_json.len()
                 + o.release
                     .files
                     .iter()
@@ -171,6 +228,8 @@ pub fn write_answer(dist: &Distribution, offers: &[Offer<'_>], links: &Links<'_>
         .find_map(|o| o.access.as_ref().err())
         .map_or("", |r| r.as_str());
     push_json_str(&mut out, result);
+    out.extend_from_slice(b",\"server_time\":");
+    push_server_time(&mut out, now);
     out.push(b'}');
     out
 }
@@ -209,6 +268,8 @@ fn write_module(out: &mut Vec<u8>, dist: &Distribution, offer: &Offer<'_>, links
     );
     push_json_str(out, offer.access.as_ref().err().map_or("", |r| r.as_str()));
     out.extend_from_slice(dist.json.end.as_bytes());
+    out.extend_from_slice(release.compatibility_json.as_bytes());
+    out.push(b'}');
 }
 
 /// What a `getAvailableReleases` / `getLatestRelease` answer depends on, besides the process's
@@ -221,6 +282,12 @@ pub struct AnswerKey {
     pub distribution_build: u64,
     pub license_build: Option<u64>,
     pub expires: i64,
+    /// The answer's `server_time` (Unix seconds). It is inside the signed bytes, so a cached
+    /// signature serves only answers made within the same second: what that costs is one RSA
+    /// signature per distinct QueryID-less answer per second it is asked in (before issue 10:
+    /// per minute, the step of `expires`), about a quarter of a millisecond each, and entries
+    /// of past seconds that the bounded cache evicts. Checks with a QueryID never used it.
+    pub server_time: i64,
     /// show untested, count downloads, downloadable only, sees prereleases.
     pub flags: [bool; 4],
     pub installed_version: Box<str>,
@@ -276,24 +343,31 @@ mod tests {
         let v = Version::parse(VersionScheme::OneC, version).unwrap();
         let at = Utc.with_ymd_and_hms(2026, 3, 4, 5, 6, 7).unwrap();
         let main_size = files.first().map_or(0, |f| f.size);
+        let one_c = |s: &str| Version::parse_1c(s).unwrap();
+        // Lists of every shape: empty, a bound, both bounds, the wildcard, a tricky name.
+        let compatibility: Arc<[CompatEntry]> = match id % 3 {
+            0 => Arc::new([]),
+            1 => vec![CompatEntry::new("УТ", one_c("11.5"), None)].into(),
+            _ => vec![
+                CompatEntry::new(TRICKY, one_c("11.5.1.2"), Some(one_c("11.6"))),
+                CompatEntry::new("*", one_c("0"), None),
+            ]
+            .into(),
+        };
         Release {
             id,
             json: render_release(id, &v.to_string(), at, id % 2 == 0, TRICKY, main_size),
             version: v,
             published_at: at,
             prerelease: id % 2 == 0,
-            compatibility: vec![CompatEntry::new(
-                "УТ",
-                Version::parse_1c("11.5").unwrap(),
-                None,
-            )]
-            .into(),
+            compatibility_json: render_compatibility(&compatibility),
+            compatibility,
             extension_hash: None,
             files: files.into(),
         }
     }
 
-    fn distribution(releases: Vec<Release>) -> Distribution {
+    fn distribution(releases: Vec<Release>, scheme: VersionScheme) -> Distribution {
         let gate = Some((85, 43));
         Distribution {
             id: 3,
@@ -307,7 +381,7 @@ mod tests {
             gate,
             published: true,
             hide_unlicensed: false,
-            scheme: VersionScheme::OneC,
+            scheme,
             json: render_distribution(
                 "ТЕЛ_PRO",
                 TRICKY,
@@ -316,13 +390,19 @@ mod tests {
                 "Pro",
                 "https://example.com/?a=1&b=\"2\"",
                 gate,
+                scheme,
             ),
             releases: releases.into(),
         }
     }
 
     /// The reference: the wire structs serialized by serde_json, as the server did before.
-    fn reference(dist: &Distribution, offers: &[Offer<'_>], links: &Links<'_>) -> Vec<u8> {
+    fn reference(
+        dist: &Distribution,
+        offers: &[Offer<'_>],
+        links: &Links<'_>,
+        now: DateTime<Utc>,
+    ) -> Vec<u8> {
         let modules = offers
             .iter()
             .map(|o| {
@@ -367,6 +447,16 @@ mod tests {
                     downloadable: o.access.is_ok(),
                     result: o.access.clone().err().unwrap_or_default(),
                     distribution: dist.code.to_string(),
+                    version_scheme: dist.scheme.to_string(),
+                    compatibility: r
+                        .compatibility
+                        .iter()
+                        .map(|c| Compatibility {
+                            conf: c.conf.to_string(),
+                            min_1c_version: c.min.to_string(),
+                            max_1c_version: c.max.as_ref().map(|m| m.to_string()),
+                        })
+                        .collect(),
                 }
             })
             .collect();
@@ -374,23 +464,37 @@ mod tests {
             .iter()
             .find_map(|o| o.access.as_ref().err().cloned())
             .unwrap_or_default();
-        serde_json::to_vec(&ReleasesResponse { modules, result }).unwrap()
+        serde_json::to_vec(&ReleasesResponse {
+            modules,
+            result,
+            server_time: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        })
+        .unwrap()
     }
 
     #[test]
     fn answers_are_byte_for_byte_what_serde_makes_of_the_wire_structs() {
-        let dist = distribution(vec![
-            release(
-                11,
-                "2.0.0.1",
-                vec![
-                    file(1, "Расширение \"Про\".cfe", 12345),
-                    file(2, "read me.txt", 7),
-                ],
-            ),
-            release(10, "1.0.0.9", vec![file(3, "a+b&c/d%e.zip", 0)]),
-            release(9, "1.0.0.1", vec![]),
-        ]);
+        for scheme in [VersionScheme::OneC, VersionScheme::Semver] {
+            answers_match_serde(scheme);
+        }
+    }
+
+    fn answers_match_serde(scheme: VersionScheme) {
+        let dist = distribution(
+            vec![
+                release(
+                    11,
+                    "2.0.0.1",
+                    vec![
+                        file(1, "Расширение \"Про\".cfe", 12345),
+                        file(2, "read me.txt", 7),
+                    ],
+                ),
+                release(10, "1.0.0.9", vec![file(3, "a+b&c/d%e.zip", 0)]),
+                release(9, "1.0.0.1", vec![]),
+            ],
+            scheme,
+        );
         let links = Links {
             base: "https://updates.example.com",
             key: &TokenKey::new(b"secret"),
@@ -404,7 +508,10 @@ mod tests {
         let offer = |i: usize, access: Result<(), String>, untested: bool| Offer {
             release: &dist.releases[i],
             untested,
-            min_1c_version: &dist.releases[i].compatibility[0].min_text,
+            min_1c_version: dist.releases[i]
+                .compatibility
+                .first()
+                .map_or("", |c| &*c.min_text),
             access,
         };
         let cases: Vec<Vec<Offer<'_>>> = vec![
@@ -417,13 +524,20 @@ mod tests {
             ],
             vec![offer(2, Err("lapsed".into()), true)],
         ];
+        let times = [
+            Utc.with_ymd_and_hms(2026, 11, 30, 10, 53, 7).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 30, 10, 53, 8).unwrap(),
+            Utc.with_ymd_and_hms(1999, 1, 2, 3, 4, 5).unwrap(),
+        ];
         for offers in &cases {
-            let ours = write_answer(&dist, offers, &links);
-            let theirs = reference(&dist, offers, &links);
-            assert_eq!(
-                String::from_utf8(ours).unwrap(),
-                String::from_utf8(theirs).unwrap()
-            );
+            for now in times {
+                let ours = write_answer(&dist, offers, &links, now.timestamp());
+                let theirs = reference(&dist, offers, &links, now);
+                assert_eq!(
+                    String::from_utf8(ours).unwrap(),
+                    String::from_utf8(theirs).unwrap()
+                );
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod auth;
 pub mod backup;
 pub mod blobs;
+pub mod bundle;
 pub mod catalog;
 pub mod catalog_sync;
 pub mod cli;
@@ -34,7 +35,8 @@ pub mod telemetry;
 pub mod tokens;
 
 /// Check answers whose signatures are kept: well above the distinct checks a large vendor's
-/// installations send within one token-expiry minute; a few hundred bytes each.
+/// installations send within one second (answers carry `server_time`, see `answer::AnswerKey`);
+/// a few hundred bytes each.
 const SIGNATURE_CACHE_ENTRIES: usize = 16_384;
 
 use std::future::{Future, IntoFuture};

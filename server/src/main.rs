@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vypusk_server::cli::{Cli, Command, admin, demo, publish};
+use vypusk_server::cli::{Cli, Command, admin, bundle, demo, publish};
 use vypusk_server::config::Settings;
 
 #[tokio::main]
@@ -45,6 +45,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", identity.signer.public_key_pem());
             Ok(())
         }
+        Command::Bundle(args) => bundle::run(&settings, args).await,
         Command::ApiKey { command } => admin::api_key(&settings, command).await,
         Command::License { command } => admin::license(&settings, command).await,
         Command::AdminPassword => admin::admin_password(&settings).await,

@@ -3,6 +3,7 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use vypusk_protocol::PinnedKeys;
 use vypusk_protocol::signature::PublicKey;
 use vypusk_tests::*;
 
@@ -908,7 +909,6 @@ async fn bad_input_gets_a_clear_400() {
         (json!({"INSTALLED_VERSION": "4..0"}), "INSTALLED_VERSION"),
         (json!({"CONF_VERSION": "1.2.3.4.5.6.7.8.9"}), "CONF_VERSION"),
         (json!({"CONF_VERSION": ""}), "CONF_VERSION is required"),
-        (json!({"CONF": ""}), "CONF is required"),
         (json!({"SHOW_UNTESTED": "perhaps"}), "SHOW_UNTESTED"),
         (json!({"KEY": 12345}), "KEY must be a string"),
     ] {
@@ -1269,4 +1269,337 @@ async fn raw_exchange(server: &TestServer, request: String) -> String {
     .await;
     writer.abort();
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Publishes `NON1C` with releases of every compatibility shape and returns nothing; the
+/// versions say what they are compatible with.
+async fn seed_compatibility_shapes(server: &TestServer) {
+    server.create_distribution("NON1C", json!({})).await;
+    for (version, compat) in [
+        // Any configuration.
+        ("1.0", json!([{"conf": "*", "min_1c_version": "0"}])),
+        // One named configuration only.
+        (
+            "1.1",
+            json!([{"conf": "УправлениеТорговлей", "min_1c_version": "11.4"}]),
+        ),
+        // Any configuration, bounded.
+        (
+            "1.2",
+            json!([{"conf": "*", "min_1c_version": "2.0", "max_1c_version": "3.0"}]),
+        ),
+        // A named configuration plus any other one.
+        (
+            "1.3",
+            json!([
+                {"conf": "УправлениеТорговлей", "min_1c_version": "11.5"},
+                {"conf": "*", "min_1c_version": "1.0"},
+            ]),
+        ),
+    ] {
+        server
+            .create_release(
+                "NON1C",
+                json!({"version": version, "compatibility": compat}),
+                &[("tool.zip", version.as_bytes())],
+                true,
+            )
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn requests_without_conf_match_only_wildcard_entries() {
+    let server = TestServer::start().await;
+    seed_compatibility_shapes(&server).await;
+    let ask = |extra: Value| {
+        let server = &server;
+        async move {
+            let (status, a) = server
+                .client_post(
+                    "getAvailableReleases",
+                    with(json!({"TYPE": "NON1C"}), extra),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{a}");
+            a
+        }
+    };
+    // No CONF and no CONF_VERSION: every `*` entry, bounds unchecked.
+    let a = ask(json!({})).await;
+    assert_eq!(versions(&a), ["1.3", "1.2", "1.0"]);
+    assert_eq!(a["modules"][1]["min_1c_version"], "2.0");
+    // An empty CONF is no CONF.
+    assert_eq!(
+        versions(&ask(json!({"CONF": ""})).await),
+        ["1.3", "1.2", "1.0"]
+    );
+    // CONF_VERSION without CONF bounds the `*` entries as usual.
+    let a = ask(json!({"CONF_VERSION": "3.5"})).await;
+    assert_eq!(versions(&a), ["1.3", "1.0"]);
+    let a = ask(json!({"CONF": "", "CONF_VERSION": "0.5"})).await;
+    assert_eq!(versions(&a), ["1.0"]);
+    // Releases for a named configuration only are untested for a non-1C product.
+    let a = ask(json!({"SHOW_UNTESTED": "Y"})).await;
+    assert_eq!(versions(&a), ["1.3", "1.2", "1.1", "1.0"]);
+    let untested: Vec<bool> = a["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["untested"].as_bool().unwrap())
+        .collect();
+    assert_eq!(untested, [false, false, true, false]);
+    // getLatestRelease too.
+    let (status, a) = server
+        .client_post(
+            "getLatestRelease",
+            json!({"TYPE": "NON1C", "INSTALLED_VERSION": "1.0"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(versions(&a), ["1.3"]);
+    // A malformed CONF_VERSION is still a 400.
+    let (status, e) = server
+        .client_post(
+            "getAvailableReleases",
+            json!({"TYPE": "NON1C", "CONF_VERSION": "x.1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("CONF_VERSION"), "{e}");
+    // With CONF, CONF_VERSION stays required.
+    for route in ["getAvailableReleases", "getLatestRelease"] {
+        let (status, e) = server
+            .client_post(
+                route,
+                json!({"TYPE": "NON1C", "CONF": "УправлениеТорговлей"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap()
+                .contains("CONF_VERSION is required"),
+            "{e}"
+        );
+    }
+    // With CONF as before: the named entry wins over `*`.
+    let a = ask(json!({"CONF": "управлениеторговлей", "CONF_VERSION": "11.4.1"})).await;
+    assert_eq!(versions(&a), ["1.1", "1.0"]);
+}
+
+/// The additive fields of issue 10: `server_time` at the top level after `result`, and each
+/// module's `version_scheme` and whole `compatibility` after `distribution`, all inside the
+/// signed bytes; and a QueryID-less answer's cached signature never covers another second.
+#[tokio::test]
+async fn answers_carry_server_time_scheme_and_compatibility_inside_the_signature() {
+    let server = TestServer::start().await;
+    seed_compatibility_shapes(&server).await;
+    server
+        .create_distribution("SEMVER_APP", json!({"version_scheme": "semver"}))
+        .await;
+    server
+        .create_release(
+            "SEMVER_APP",
+            json!({"version": "2.0.0-rc.1", "compatibility": [{"conf": "*", "min_1c_version": "0"}]}),
+            &[("app.tar.gz", b"app")],
+            true,
+        )
+        .await;
+    server
+        .create_release(
+            "SEMVER_APP",
+            json!({"version": "1.4.2", "compatibility": [
+                {"conf": "*", "min_1c_version": "0"},
+                {"conf": "БухгалтерияПредприятия", "min_1c_version": "3.0.100", "max_1c_version": "3.0.199"},
+            ]}),
+            &[("app.tar.gz", b"app 1.4.2")],
+            true,
+        )
+        .await;
+    let keys =
+        PinnedKeys::from_pem_bundle(&std::fs::read_to_string(server.public_key_path()).unwrap())
+            .unwrap();
+    let signed = |body: Value, query_id: Option<&'static str>, route: &'static str| {
+        let server = &server;
+        let keys = &keys;
+        async move {
+            let mut req = server
+                .client
+                .post(server.url(&format!("/releases/v1/1c/{route}")))
+                .json(&body);
+            if let Some(q) = query_id {
+                req = req.header("Licence-QueryID", q);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let signature = resp
+                .headers()
+                .get("Licence-Signature")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let bytes = resp.bytes().await.unwrap();
+            keys.verify_response(query_id.unwrap_or(""), &bytes, signature.as_deref())
+                .unwrap_or_else(|e| {
+                    panic!("{e}: {}", String::from_utf8_lossy(&bytes));
+                });
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    };
+
+    let before = chrono_now_rfc3339();
+    let text = signed(
+        json!({"TYPE": "SEMVER_APP"}),
+        Some("q-fields"),
+        "getAvailableReleases",
+    )
+    .await;
+    let after = chrono_now_rfc3339();
+    // In the signed bytes, in this order.
+    assert!(
+        text.contains("],\"result\":\"\",\"server_time\":\""),
+        "{text}"
+    );
+    assert!(text.ends_with("\"}"), "{text}");
+    assert!(
+        text.contains("\"distribution\":\"SEMVER_APP\",\"version_scheme\":\"semver\",\"compatibility\":[{\"conf\":\"*\""),
+        "{text}"
+    );
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let server_time = answer["server_time"].as_str().unwrap();
+    assert_eq!(
+        server_time.len(),
+        "2026-11-30T10:53:07Z".len(),
+        "{server_time}"
+    );
+    assert!(server_time.ends_with('Z'));
+    assert!(
+        before.as_str() <= server_time && server_time <= after.as_str(),
+        "{before} <= {server_time} <= {after}"
+    );
+    assert_eq!(versions(&answer), ["1.4.2"]);
+    let m = &answer["modules"][0];
+    assert_eq!(m["version_scheme"], "semver");
+    // The whole list, as getModuleInfo renders it.
+    let (_, info) = server
+        .client_post("getModuleInfo", json!({"TYPE": "SEMVER_APP"}))
+        .await;
+    let listed = info["module"]["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == "1.4.2")
+        .unwrap()["compatibility"]
+        .clone();
+    assert_eq!(m["compatibility"], listed);
+    assert_eq!(
+        m["compatibility"],
+        json!([
+            {"conf": "*", "min_1c_version": "0"},
+            {"conf": "БухгалтерияПредприятия", "min_1c_version": "3.0.100", "max_1c_version": "3.0.199"},
+        ])
+    );
+    // And in a 1C distribution's modules, every list as it was published.
+    let text = signed(
+        json!({"TYPE": "NON1C", "SHOW_UNTESTED": "Y"}),
+        None,
+        "getLatestRelease",
+    )
+    .await;
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["modules"][0]["version_scheme"], "1c");
+    assert_eq!(
+        answer["modules"][0]["compatibility"],
+        json!([
+            {"conf": "УправлениеТорговлей", "min_1c_version": "11.5"},
+            {"conf": "*", "min_1c_version": "1.0"},
+        ])
+    );
+    assert!(answer["server_time"].is_string());
+
+    // Identical checks without a QueryID a second apart: each signature covers its own
+    // answer (its own server_time), though the signature of the first is cached.
+    let mut times = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let text = signed(json!({"TYPE": "NON1C"}), None, "getAvailableReleases").await;
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        times.insert(answer["server_time"].as_str().unwrap().to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    assert!(times.len() >= 2, "{times:?}");
+}
+
+/// vypusk-update always asks SHOW_UNTESTED=Y; a release shown only because of it is not what
+/// the check offered, so the statistics record the first compatible one (or none).
+#[tokio::test]
+async fn statistics_record_the_first_compatible_offer_not_an_untested_one() {
+    use sea_orm::ConnectionTrait;
+    let server = TestServer::start().await;
+    seed_compatibility_shapes(&server).await;
+    // For CONF=УправлениеТорговлей 11.4.5: 1.3 needs 11.5 (named entry wins), 1.2 is `*`
+    // 2.0–3.0, 1.1 fits, 1.0 fits.
+    let ut = "УправлениеТорговлей";
+    // (request, recorded conf, conf_version and offered version)
+    let checks = [
+        (
+            json!({"CONF": ut, "CONF_VERSION": "11.4.5"}),
+            (ut, "11.4.5", "1.1"),
+        ),
+        // Only untested ones: no offer.
+        (
+            json!({"CONF": ut, "CONF_VERSION": "11.4.5", "INSTALLED_VERSION": "1.1"}),
+            (ut, "11.4.5", ""),
+        ),
+        // Without CONF every `*` entry fits: 1.3; such checks record no configuration, and no
+        // configuration version either.
+        (json!({}), ("", "", "1.3")),
+        (json!({"CONF_VERSION": "3.5"}), ("", "", "1.3")),
+    ];
+    for (extra, _) in &checks {
+        let (status, a) = server
+            .client_post(
+                "getAvailableReleases",
+                with(
+                    json!({"TYPE": "NON1C", "SHOW_UNTESTED": "Y"}),
+                    extra.clone(),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{a}");
+        // The untested releases are in the answer, first.
+        assert_eq!(
+            a["modules"][0]["untested"],
+            extra.get("CONF").is_some(),
+            "{a}"
+        );
+    }
+    wait_until_written(&server, checks.len() as u64).await;
+    let db = sea_orm::Database::connect(format!(
+        "sqlite://{}/vypusk.db?mode=ro",
+        server.data_dir.path().display()
+    ))
+    .await
+    .unwrap();
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT conf, conf_version, offered_version FROM check_events ORDER BY id",
+        ))
+        .await
+        .unwrap();
+    let recorded: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get::<String>("", "conf").unwrap(),
+                r.try_get::<String>("", "conf_version").unwrap(),
+                r.try_get::<String>("", "offered_version").unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = checks
+        .iter()
+        .map(|(_, (c, cv, o))| ((*c).to_owned(), (*cv).to_owned(), (*o).to_owned()))
+        .collect();
+    assert_eq!(recorded, expected);
 }

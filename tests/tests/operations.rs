@@ -255,6 +255,17 @@ async fn access_log_redacts_tokens_and_keys_and_audits_vendor_actions() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    // An offline bundle: a read, but audited (with the license as a fingerprint).
+    let resp = server
+        .admin(
+            Method::GET,
+            &format!("/api/v1/releases/1/bundle?license={KEY}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(!resp.bytes().await.unwrap().is_empty());
     // An API key made and used, then a wrong one, then a wrong password.
     let (status, created) = server
         .admin_json(
@@ -350,6 +361,10 @@ async fn access_log_redacts_tokens_and_keys_and_audits_vendor_actions() {
     audited("action=POST /api/v1/api-keys params= status=201 actor=\"admin\"");
     audited(&format!(
         "action=DELETE /api/v1/api-keys/{{id}} params=id=\"{id}\" status=20"
+    ));
+    audited(&format!(
+        "action=GET /api/v1/releases/{{id}}/bundle params=id=\"1\" license_sha256={} status=200 actor=\"admin\"",
+        &key_hash[..12]
     ));
     audited("failed login with an unknown or revoked API key");
     audited("failed login client=127.0.0.1 user=\"admin\"");

@@ -14,7 +14,7 @@ use vypusk_protocol::{Version, VersionScheme};
 
 use super::STATUS_PUBLISHED;
 use super::model::{Distribution, File, Release};
-use crate::answer::{render_distribution, render_file, render_release};
+use crate::answer::{render_compatibility, render_distribution, render_file, render_release};
 use crate::domain::licensing::{FeatureGrant, LicenseView};
 use crate::domain::matching::{CompatEntry, fold};
 use crate::entities::{
@@ -41,14 +41,18 @@ pub fn next_build() -> u64 {
 #[derive(Default)]
 struct Confs {
     names: HashMap<String, (Arc<str>, Arc<str>)>,
-    lists: HashMap<Vec<CompatRow>, Arc<[CompatEntry]>>,
+    /// Each list with its JSON (the module's `"compatibility"`), rendered once per list.
+    lists: HashMap<Vec<CompatRow>, SharedList>,
 }
+
+/// A compatibility list and its rendered JSON array.
+type SharedList = (Arc<[CompatEntry]>, Arc<str>);
 
 /// One compatibility row as stored: conf, min, max.
 type CompatRow = (String, String, Option<String>);
 
 impl Confs {
-    fn list(&mut self, rows: Vec<CompatRow>) -> Arc<[CompatEntry]> {
+    fn list(&mut self, rows: Vec<CompatRow>) -> SharedList {
         if let Some(shared) = self.lists.get(&rows) {
             return shared.clone();
         }
@@ -64,8 +68,9 @@ impl Confs {
                 Some(self.entry(conf, min, max))
             })
             .collect();
-        self.lists.insert(rows, entries.clone());
-        entries
+        let shared = (entries.clone(), render_compatibility(&entries));
+        self.lists.insert(rows, shared.clone());
+        shared
     }
 
     fn entry(&mut self, conf: &str, min: Version, max: Option<Version>) -> CompatEntry {
@@ -119,6 +124,7 @@ fn build_distribution(d: distribution::Model, mut releases: Vec<Release>) -> Dis
         &d.label,
         &d.promo_link,
         gate,
+        scheme_of(&d),
     );
     Distribution {
         id: d.id,
@@ -204,12 +210,15 @@ async fn releases(
                 &r.changelog,
                 main_size,
             );
+            let (compatibility, compatibility_json) =
+                confs.list(compat.remove(&r.id).unwrap_or_default());
             out.entry(r.distribution_id).or_default().push(Release {
                 id: r.id,
                 version,
                 published_at,
                 prerelease: r.prerelease,
-                compatibility: confs.list(compat.remove(&r.id).unwrap_or_default()),
+                compatibility,
+                compatibility_json,
                 extension_hash: hashes.remove(&r.id),
                 files,
                 json,

@@ -152,6 +152,18 @@ impl Catalog {
         self.snapshot.load().by_id.get(&id).cloned()
     }
 
+    /// The distribution holding published release `release_id` (published or not, the
+    /// distribution). Looks at every release: for the vendor's bundle route and CLI, never on
+    /// the check path.
+    pub fn distribution_of_release(&self, release_id: i32) -> Option<Arc<Distribution>> {
+        self.snapshot
+            .load()
+            .by_id
+            .values()
+            .find(|d| d.release(release_id).is_some())
+            .cloned()
+    }
+
     pub fn license(&self, key: &str) -> Option<Arc<LicenseView>> {
         self.license_by_digest(&key_digest(key), Some(key))
     }

@@ -47,6 +47,8 @@ pub struct Release {
     pub prerelease: bool,
     /// Shared with every release of the same load that has an equal list.
     pub compatibility: Arc<[CompatEntry]>,
+    /// `compatibility` as the module's JSON array (issue 10), shared like the list.
+    pub compatibility_json: Arc<str>,
     /// The `extension_hash` metadata entry, the only one the client protocol reads.
     pub extension_hash: Option<Box<str>>,
     /// Main file first.
@@ -96,7 +98,8 @@ pub struct DistributionJson {
     pub before_min: Box<str>,
     /// `,"lic_product_id":…,"lic_feature_id":…,"name":…,"description":…,"promo_link":…,"changelog":`
     pub before_changelog: Box<str>,
-    /// `,"distribution":"CODE"}`
+    /// `,"distribution":"CODE","version_scheme":"1c","compatibility":` (the release's list
+    /// and the closing `}` follow).
     pub end: Box<str>,
 }
 

@@ -1,6 +1,7 @@
 //! The `vypusk` command line: `serve` and the commands around it.
 
 pub mod admin;
+pub mod bundle;
 pub mod demo;
 pub mod publish;
 
@@ -37,6 +38,9 @@ pub enum Command {
     Publish(publish::PublishArgs),
     /// Print the public key that signs every answer (PEM), for clients to pin.
     SigningKey,
+    /// Write an offline bundle of a published release for a license (works on the data
+    /// directory directly; the same as GET /api/v1/releases/{id}/bundle).
+    Bundle(bundle::BundleArgs),
     /// Manage API keys of the vendor API (works on the data directory directly).
     ApiKey {
         #[command(subcommand)]

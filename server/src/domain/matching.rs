@@ -64,19 +64,30 @@ pub struct CompatMatch<'a> {
 /// An entry naming the configuration itself wins over `*` both for the verdict and for the
 /// reported bound, so a vendor can give one configuration a stricter minimum. Runs for every
 /// release a check looks at, so it allocates nothing.
+///
+/// `conf_folded` is `None` for a request without `CONF` (a non-1C product, SPEC §4.1): only
+/// `*` entries count then. `conf_version` is `None` when the request has none (allowed only
+/// without `CONF`): the bounds are not checked then. `vypusk_protocol::compat::fits` is the
+/// same rule on the wire form for clients; the test `agrees_with_the_client_side_rule` keeps
+/// the two together.
 pub fn match_compatibility<'a>(
     entries: &'a [CompatEntry],
-    conf_folded: &str,
-    conf_version: &Version,
+    conf_folded: Option<&str>,
+    conf_version: Option<&Version>,
 ) -> CompatMatch<'a> {
-    let named = || entries.iter().filter(|e| &*e.conf_folded == conf_folded);
+    let in_range = |e: &&CompatEntry| conf_version.is_none_or(|v| e.in_range(v));
+    let named = || {
+        entries
+            .iter()
+            .filter(move |e| conf_folded.is_some_and(|c| &*e.conf_folded == c))
+    };
     let wildcard = || entries.iter().filter(|e| e.is_wildcard());
     let any_named = named().next().is_some();
-    let matched = named().find(|e| e.in_range(conf_version)).or_else(|| {
+    let matched = named().find(in_range).or_else(|| {
         if any_named {
             None
         } else {
-            wildcard().find(|e| e.in_range(conf_version))
+            wildcard().find(in_range)
         }
     });
     if let Some(entry) = matched {
@@ -112,12 +123,16 @@ mod tests {
         let entries = [entry("КомплекснаяАвтоматизация_CRM", "2.5.8.191", None)];
         let m = match_compatibility(
             &entries,
-            &fold("комплекснаяавтоматизация_crm"),
-            &v("2.5.8.191"),
+            Some(fold("комплекснаяавтоматизация_crm").as_str()),
+            Some(&v("2.5.8.191")),
         );
         assert!(m.compatible);
         assert_eq!(m.min_1c_version, "2.5.8.191");
-        let m = match_compatibility(&entries, &fold("КОМПЛЕКСНАЯАВТОМАТИЗАЦИЯ_CRM"), &v("2.5.9"));
+        let m = match_compatibility(
+            &entries,
+            Some(fold("КОМПЛЕКСНАЯАВТОМАТИЗАЦИЯ_CRM").as_str()),
+            Some(&v("2.5.9")),
+        );
         assert!(m.compatible);
     }
 
@@ -125,33 +140,107 @@ mod tests {
     fn version_bounds_are_inclusive_and_numeric() {
         let entries = [entry("УТ", "11.4.11.55", Some("11.5.20"))];
         let conf = fold("УТ");
-        assert!(!match_compatibility(&entries, &conf, &v("11.4.11.9")).compatible);
-        assert!(match_compatibility(&entries, &conf, &v("11.4.11.55")).compatible);
-        assert!(match_compatibility(&entries, &conf, &v("11.5.20.0")).compatible);
-        assert!(!match_compatibility(&entries, &conf, &v("11.5.20.1")).compatible);
-        let low = match_compatibility(&entries, &conf, &v("11.4.11.9"));
+        assert!(
+            !match_compatibility(&entries, Some(conf.as_str()), Some(&v("11.4.11.9"))).compatible
+        );
+        assert!(
+            match_compatibility(&entries, Some(conf.as_str()), Some(&v("11.4.11.55"))).compatible
+        );
+        assert!(
+            match_compatibility(&entries, Some(conf.as_str()), Some(&v("11.5.20.0"))).compatible
+        );
+        assert!(
+            !match_compatibility(&entries, Some(conf.as_str()), Some(&v("11.5.20.1"))).compatible
+        );
+        let low = match_compatibility(&entries, Some(conf.as_str()), Some(&v("11.4.11.9")));
         assert_eq!(low.min_1c_version, "11.4.11.55");
     }
 
     #[test]
     fn wildcard_matches_any_conf_unless_named() {
         let entries = [entry("*", "1.0", None), entry("ERP", "2.5", None)];
-        assert!(match_compatibility(&entries, &fold("УТ"), &v("1.0")).compatible);
+        assert!(
+            match_compatibility(&entries, Some(fold("УТ").as_str()), Some(&v("1.0"))).compatible
+        );
         // ERP has its own, stricter entry.
-        let erp = match_compatibility(&entries, &fold("erp"), &v("2.4"));
+        let erp = match_compatibility(&entries, Some(fold("erp").as_str()), Some(&v("2.4")));
         assert!(!erp.compatible);
         assert_eq!(erp.min_1c_version, "2.5");
-        assert!(match_compatibility(&entries, &fold("erp"), &v("2.5")).compatible);
+        assert!(
+            match_compatibility(&entries, Some(fold("erp").as_str()), Some(&v("2.5"))).compatible
+        );
     }
 
     #[test]
     fn unknown_conf_reports_lowest_bound() {
         let entries = [entry("ERP", "2.5", None), entry("УТ", "11.4", None)];
-        let m = match_compatibility(&entries, &fold("БП"), &v("3.0"));
+        let m = match_compatibility(&entries, Some(fold("БП").as_str()), Some(&v("3.0")));
         assert!(!m.compatible);
         assert_eq!(m.min_1c_version, "2.5");
-        let m = match_compatibility(&[], &fold("БП"), &v("3.0"));
+        let m = match_compatibility(&[], Some(fold("БП").as_str()), Some(&v("3.0")));
         assert!(!m.compatible);
         assert_eq!(m.min_1c_version, "");
+    }
+
+    #[test]
+    fn without_a_configuration_only_wildcards_count() {
+        let entries = [entry("УТ", "1.0", None), entry("*", "2.0", Some("3.0"))];
+        // No CONF_VERSION: the bounds of `*` are not checked.
+        let m = match_compatibility(&entries, None, None);
+        assert!(m.compatible);
+        assert_eq!(m.min_1c_version, "2.0");
+        // With one, they are.
+        assert!(match_compatibility(&entries, None, Some(&v("2.5"))).compatible);
+        let out = match_compatibility(&entries, None, Some(&v("3.1")));
+        assert!(!out.compatible);
+        assert_eq!(out.min_1c_version, "2.0");
+        // Named entries never match a request without CONF.
+        let named_only = [entry("УТ", "1.0", None)];
+        let m = match_compatibility(&named_only, None, None);
+        assert!(!m.compatible);
+        assert_eq!(m.min_1c_version, "1.0");
+        assert!(!match_compatibility(&[], None, None).compatible);
+    }
+
+    /// The server's rule and the client-side mirror (`vypusk_protocol::compat::fits`) give
+    /// the same verdict for every list, configuration and version.
+    #[test]
+    fn agrees_with_the_client_side_rule() {
+        use proptest::prelude::*;
+        use vypusk_protocol::wire::Compatibility;
+
+        let conf = prop::sample::select(vec!["*", "УТ", "ут", "ERP", "БП"]);
+        let version = prop::sample::select(vec!["0", "1", "1.5", "2", "2.0.0.1", "3", "11.5"]);
+        let one_entry = (
+            conf.clone(),
+            version.clone(),
+            prop::option::of(version.clone()),
+        );
+        let config = (
+            prop::collection::vec(one_entry, 0..5),
+            prop::option::of(prop::sample::select(vec!["", "УТ", "Ут", "ERP", "КА", "*"])),
+            prop::option::of(version),
+        );
+        proptest!(|((list, asked, asked_version) in config)| {
+            let entries: Vec<CompatEntry> = list
+                .iter()
+                .map(|(c, min, max)| entry(c, min, *max))
+                .collect();
+            let wire: Vec<Compatibility> = list
+                .iter()
+                .map(|(c, min, max)| Compatibility {
+                    conf: (*c).to_owned(),
+                    min_1c_version: (*min).to_owned(),
+                    max_1c_version: max.map(str::to_owned),
+                })
+                .collect();
+            let asked_version = asked_version.map(v);
+            // The server reads an empty CONF as none at all.
+            let folded = asked.filter(|c| !c.is_empty()).map(fold);
+            let ours = match_compatibility(&entries, folded.as_deref(), asked_version.as_ref());
+            let theirs =
+                vypusk_protocol::compat::fits(&wire, asked, asked_version.as_ref());
+            prop_assert_eq!(ours.compatible, theirs, "{:?} {:?} {:?}", list, asked, asked_version);
+        });
     }
 }

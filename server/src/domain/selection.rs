@@ -10,8 +10,10 @@ use crate::domain::matching::{fold, match_compatibility};
 /// A parsed check request plus what the server knows about the caller.
 pub struct CheckContext<'a> {
     pub installed: Option<&'a Version>,
-    pub conf: &'a str,
-    pub conf_version: &'a Version,
+    /// `None` for a request without `CONF` (a non-1C product): only `*` entries match.
+    pub conf: Option<&'a str>,
+    /// `None` only without `CONF`: the bounds of `*` entries are not checked then.
+    pub conf_version: Option<&'a Version>,
     pub show_untested: bool,
     pub sees_prereleases: bool,
     pub standing: &'a Standing,
@@ -29,7 +31,7 @@ pub struct Offer<'a> {
 
 /// Newest first.
 pub fn offers<'a>(dist: &'a Distribution, ctx: &CheckContext<'_>) -> Vec<Offer<'a>> {
-    let conf = fold(ctx.conf);
+    let conf = ctx.conf.map(fold);
     dist.releases
         .iter()
         // Newest first: everything after the first release not newer than the installed one
@@ -37,7 +39,7 @@ pub fn offers<'a>(dist: &'a Distribution, ctx: &CheckContext<'_>) -> Vec<Offer<'
         .take_while(|r| ctx.installed.is_none_or(|installed| r.version > *installed))
         .filter(|r| !r.prerelease || ctx.sees_prereleases)
         .filter_map(|r| {
-            let compat = match_compatibility(&r.compatibility, &conf, ctx.conf_version);
+            let compat = match_compatibility(&r.compatibility, conf.as_deref(), ctx.conf_version);
             if !compat.compatible && !ctx.show_untested {
                 return None;
             }
@@ -53,6 +55,12 @@ pub fn offers<'a>(dist: &'a Distribution, ctx: &CheckContext<'_>) -> Vec<Offer<'
             })
         })
         .collect()
+}
+
+/// The first offer that fits the configuration (not one shown only because of
+/// `SHOW_UNTESTED=Y`): what the statistics record as the check's offered version.
+pub fn first_compatible<'o, 'a>(offers: &'o [Offer<'a>]) -> Option<&'o Offer<'a>> {
+    offers.iter().find(|o| !o.untested)
 }
 
 /// `getLatestRelease`: the newest offer; with `downloadable_only` the newest downloadable one.
@@ -89,6 +97,7 @@ mod tests {
             published_at: Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).unwrap(),
             prerelease,
             compatibility: vec![CompatEntry::new(conf, v(min), None)].into(),
+            compatibility_json: "[]".into(),
             extension_hash: None,
             files: vec![File {
                 id,
@@ -130,8 +139,8 @@ mod tests {
     ) -> CheckContext<'a> {
         CheckContext {
             installed,
-            conf: "УТ",
-            conf_version: cv,
+            conf: Some("УТ"),
+            conf_version: Some(cv),
             show_untested: false,
             sees_prereleases: false,
             standing,

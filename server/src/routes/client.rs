@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use vypusk_formats::CheckRequestBody;
 use vypusk_protocol::wire::{
-    Compatibility, ExtensionHashResponse, ModuleInfo, ModuleInfoRelease, ModuleInfoResponse,
+    ExtensionHashResponse, ModuleInfo, ModuleInfoRelease, ModuleInfoResponse,
 };
 use vypusk_protocol::{HEADER_QUERY_ID, HEADER_SIGNATURE, Version};
 
@@ -181,8 +181,11 @@ struct CheckRequest<'a> {
     dist: Arc<Distribution>,
     installed: Option<Version>,
     installed_text: &'a str,
+    /// `""` for a request without `CONF` (a non-1C product, SPEC §4.1).
     conf: &'a str,
-    conf_version: Version,
+    /// Required with `CONF`; without it optional (`None`: bounds not checked).
+    conf_version: Option<Version>,
+    /// `""` when absent.
     conf_version_text: &'a str,
     license: Option<Arc<LicenseView>>,
     show_untested: bool,
@@ -208,10 +211,22 @@ impl<'a> CheckRequest<'a> {
                     .map_err(|e| ClientError::bad_request(format!("INSTALLED_VERSION: {e}")))?,
             )
         };
-        let conf = required_field(body, "CONF")?;
-        let conf_version_text = required_field(body, "CONF_VERSION")?;
-        let conf_version = Version::parse_1c(conf_version_text)
-            .map_err(|e| ClientError::bad_request(format!("CONF_VERSION: {e}")))?;
+        // A non-1C product sends no CONF (or an empty one): it matches only `*` entries, and
+        // CONF_VERSION, when it sends one anyway, bounds them as usual (SPEC §4.1).
+        let conf = text_field(body, "CONF")?.unwrap_or("");
+        let conf_version_text = if conf.is_empty() {
+            text_field(body, "CONF_VERSION")?.unwrap_or("")
+        } else {
+            required_field(body, "CONF_VERSION")?
+        };
+        let conf_version = if conf_version_text.is_empty() {
+            None
+        } else {
+            Some(
+                Version::parse_1c(conf_version_text)
+                    .map_err(|e| ClientError::bad_request(format!("CONF_VERSION: {e}")))?,
+            )
+        };
         let show_untested = flag_field(body, "SHOW_UNTESTED")?;
         let count_downloads = flag_field(body, "COUNT_DOWNLOADS")?;
         let downloadable_only = flag_field(body, "DOWNLOADABLE_ONLY")?;
@@ -233,8 +248,18 @@ impl<'a> CheckRequest<'a> {
         })
     }
 
+    /// `CONF_VERSION` as the statistics (and counted links) record it: `""` for a check without
+    /// `CONF`, whose configuration version names no configuration.
+    fn recorded_conf_version(&self) -> &'a str {
+        if self.conf.is_empty() {
+            ""
+        } else {
+            self.conf_version_text
+        }
+    }
+
     /// What the answer depends on besides the catalog's constants (see `answer::AnswerKey`).
-    fn answer_key(&self, latest: bool, expires: i64) -> AnswerKey {
+    fn answer_key(&self, latest: bool, expires: i64, server_time: i64) -> AnswerKey {
         AnswerKey {
             latest,
             distribution_build: self.dist.build,
@@ -244,6 +269,7 @@ impl<'a> CheckRequest<'a> {
                 .filter(|_| self.dist.gate.is_some())
                 .map(|l| l.build),
             expires,
+            server_time,
             flags: [
                 self.show_untested,
                 self.count_downloads,
@@ -288,12 +314,14 @@ async fn check(
         let request = CheckRequest::parse(state, &body, ip)?;
         let standing = licensing::standing(request.dist.gate, request.license.as_deref());
         let dist = &request.dist;
+        // One clock reading for the statistics, the links' expiry and `server_time`.
+        let now = chrono::Utc::now();
         let mut offers = selection::offers(
             dist,
             &CheckContext {
                 installed: request.installed.as_ref(),
-                conf: request.conf,
-                conf_version: &request.conf_version,
+                conf: Some(request.conf).filter(|c| !c.is_empty()),
+                conf_version: request.conf_version.as_ref(),
                 show_untested: request.show_untested,
                 sees_prereleases: request.sees_prereleases,
                 standing: &standing,
@@ -304,8 +332,8 @@ async fn check(
                 .into_iter()
                 .collect();
         }
-        record_check(state, &request, &offers, ip);
-        let expires = state.tokens.expiry(chrono::Utc::now().timestamp());
+        record_check(state, &request, &offers, ip, now);
+        let expires = state.tokens.expiry(now.timestamp());
         let links = Links {
             base: &state.public_url_json,
             key: state.tokens.key(),
@@ -314,11 +342,11 @@ async fn check(
             license: dist.gate.and(request.license.as_ref()).map(|l| l.id),
             count: request.count_downloads,
             conf: request.conf,
-            conf_version: request.conf_version_text,
+            conf_version: request.recorded_conf_version(),
             installed_version: request.installed_text,
         };
-        let answer = crate::answer::write_answer(dist, &offers, &links);
-        (answer, request.answer_key(latest, expires))
+        let answer = crate::answer::write_answer(dist, &offers, &links, now.timestamp());
+        (answer, request.answer_key(latest, expires, now.timestamp()))
     };
     let query_id = headers
         .get(HEADER_QUERY_ID)
@@ -376,17 +404,24 @@ async fn signed_json(
     response
 }
 
-/// Statistics: queues a check event (never waits for the database).
-fn record_check(state: &AppState, request: &CheckRequest<'_>, offers: &[Offer<'_>], ip: IpAddr) {
+/// Statistics: queues a check event (never waits for the database). The offered version is
+/// the newest release that fits the configuration: one listed only because the client asked
+/// `SHOW_UNTESTED=Y` (vypusk-update always does, to explain "no release fits") is no offer.
+fn record_check(
+    state: &AppState,
+    request: &CheckRequest<'_>,
+    offers: &[Offer<'_>],
+    ip: IpAddr,
+    at: chrono::DateTime<chrono::Utc>,
+) {
     state.stats.check(crate::stats::capture::CheckEvent {
-        at: chrono::Utc::now(),
+        at,
         distribution_id: request.dist.id,
         paid: request.dist.gate.is_some(),
         installed_version: request.installed_text.to_owned(),
         conf: request.conf.to_owned(),
-        conf_version: request.conf_version_text.to_owned(),
-        offered_version: offers
-            .first()
+        conf_version: request.recorded_conf_version().to_owned(),
+        offered_version: selection::first_compatible(offers)
             .map(|o| o.release.version.to_string())
             .unwrap_or_default(),
         license_key: request.license.as_ref().map(|l| l.key.to_string()),
@@ -421,15 +456,7 @@ async fn get_module_info(
             changelog: r.changelog(),
             size: r.main_file().map_or(0, |f| f.size),
             downloads: counts.get(&r.id).copied().unwrap_or(0).max(0) as u64,
-            compatibility: r
-                .compatibility
-                .iter()
-                .map(|c| Compatibility {
-                    conf: c.conf.to_string(),
-                    min_1c_version: c.min.to_string(),
-                    max_1c_version: c.max.as_ref().map(|v| v.to_string()),
-                })
-                .collect(),
+            compatibility: crate::answer::wire_compatibility(&r.compatibility),
             prerelease: r.prerelease,
         })
         .collect();

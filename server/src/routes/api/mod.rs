@@ -2,6 +2,7 @@
 //! `{Code, Text, Message, Exception}` shape.
 
 pub mod api_keys;
+pub mod bundles;
 pub mod common;
 pub mod distributions;
 pub mod licenses;
@@ -27,6 +28,7 @@ pub fn router(_state: &AppState) -> Router<AppState> {
         .route("/serverinfo", get(server_info))
         .merge(distributions::router())
         .merge(releases::router())
+        .merge(bundles::router())
         .merge(licenses::router())
         .merge(api_keys::router())
         .merge(stats::router())
