@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod digest;
 mod download;
 mod fail;
 mod http;
