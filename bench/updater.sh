@@ -219,7 +219,8 @@ import statistics, sys
 fl = lambda s: [float(x) for x in s.split()]
 u_wall, u_cpu, s_cpu = fl("${u_wall[*]}"), fl("${u_cpu[*]}"), fl("${s_cpu[*]}")
 u_busy, m_cpu, m_busy = fl("${u_busy[*]}"), fl("${m_cpu[*]}"), fl("${m_busy[*]}")
-# CPU that other processes on the machine used while each was timed.
+# The rest of the machine's CPU while each was timed: the kernel's workers (block I/O for the
+# updater's writes) and other processes.
 u_other = [max(0.0, b - u - s) for b, u, s in zip(u_busy, u_cpu, s_cpu)]
 m_other = [max(0.0, b - m) for b, m in zip(m_busy, m_cpu)]
 u_rss = [int(x) for x in "${u_rss[*]}".split()]
@@ -254,7 +255,7 @@ w(f"| peak RSS of the updater during the download (max of {n}) | {peak_mb:.1f} M
   f"{max(c_rss) * 1024 / 1e6:.1f} MB (curl) | — | < 30 MB | {yes(peak_mb < 30)} |")
 w(f"| size of \`target/release/vypusk-update\` | {binary:,} B ({bin_mb:.2f} MB) | — | — | ≤ 6 MB | {yes(bin_mb <= 6)} |")
 w("")
-w("| round | vypusk-update, s | its CPU (user + sys), s | server CPU meanwhile, s | other processes' CPU meanwhile, s | max RSS, KiB | curl alone, s | md5sum alone, s | other processes' CPU meanwhile, s | sha256sum alone, s | ratio |")
+w("| round | vypusk-update, s | its CPU (user + sys), s | server CPU meanwhile, s | rest of the machine's CPU meanwhile, s | max RSS, KiB | curl alone, s | md5sum alone, s | rest of the machine's CPU meanwhile, s | sha256sum alone, s | ratio |")
 w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for i in range(n):
     w(f"| {i + 1} | {u_wall[i]:.2f} | {u_cpu[i]:.2f} | {s_cpu[i]:.2f} | {u_other[i]:.2f} | {u_rss[i]:,} | "
@@ -284,16 +285,15 @@ w(f"- Machine: {'$cpu'}, {cores} cores (this CPU {'$sha_ni'} SHA extensions), "
   f"$(free -h | awk '/^Mem:/{print $2}') RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), "
   f"kernel $(uname -r); vypusk $commit release build. Load average at start $load_start, at end "
   f"$load_end (the machine is shared; the server, the client and other work share its cores).")
-others = max(u_other) / min(u_wall)
-if others > 0.1:
-    w(f"- Other work on the machine used up to {max(u_other):.2f} CPU-seconds during an updater run "
-      f"(up to {max(m_other):.2f} during a md5sum run). "
-      + ("The kernel's autogroup scheduling is on: while another session keeps cores busy, this "
-         "run's session (server, updater, curl, md5sum alike) gets its fair share of the machine, "
-         "so a single-threaded md5sum still gets a whole core, while the updater's threads and "
-         "the server share what is left of it. Such rounds measure the machine's load more than "
-         "the updater." if $autogroup == 1 else
-         "Such rounds measure the machine's load more than the updater."))
+w(f"- The rest of the machine used {min(u_other):.2f} to {max(u_other):.2f} CPU-seconds during "
+  f"the updater's runs (the kernel's block-I/O workers writing its file, and any other work) and "
+  f"{min(m_other):.2f} to {max(m_other):.2f} during md5sum's (other work only: md5sum reads the "
+  f"page cache)."
+  + (" The kernel's autogroup scheduling is on: while another session keeps cores busy, this "
+     "run's session (server, updater, curl, md5sum alike) gets its fair share of the machine, so "
+     "a single-threaded md5sum still gets a whole core while the updater's threads and the "
+     "server share what is left; rounds with other work measure the machine's load more than "
+     "the updater." if $autogroup == 1 else ""))
 missed = []
 if ratio > goal:
     missed.append(f"wall time {ratio:.2f}× the reference (goal ≤ {goal}×; this machine's best "
