@@ -209,7 +209,7 @@ load_end="$(loadavg)"
 
 # --- report ------------------------------------------------------------------------------
 coreutils="$(sha256sum --version | head -1 | sed 's/^sha256sum (GNU \(.*\))/GNU \1/')"
-if grep -qw sha_ni /proc/cpuinfo; then sha_ni="has them (sha_ni)"; else sha_ni="has none"; fi
+if grep -qw sha_ni /proc/cpuinfo; then sha_ni="with SHA extensions (sha_ni)"; else sha_ni="without SHA extensions"; fi
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 cores="$(nproc)"
 autogroup="$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null || echo 0)"
@@ -281,7 +281,7 @@ w(f"- Method: a free distribution with one release of one {size_label} random fi
   f"CPU, maximum RSS); every digest is checked against the declared one. The file system is "
   f"synced (\`sync -f\`, untimed) before the updater, before curl and before md5sum; the server's "
   f"CPU is read from \`/proc/PID/stat\` around each updater run. 1 MB = 10⁶ bytes.")
-w(f"- Machine: {'$cpu'}, {cores} cores (this CPU {'$sha_ni'} SHA extensions), "
+w(f"- Machine: {'$cpu'}, {cores} cores {'$sha_ni'}, "
   f"$(free -h | awk '/^Mem:/{print $2}') RAM, $(. /etc/os-release && echo "$PRETTY_NAME"), "
   f"kernel $(uname -r); vypusk $commit release build. Load average at start $load_start, at end "
   f"$load_end (the machine is shared; the server, the client and other work share its cores).")
