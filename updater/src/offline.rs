@@ -22,7 +22,7 @@ use crate::commands::{
     Local, Outcome, already_there, checked_files, commit_release, configuration,
     incompatible_message, manifest_of, not_entitled_message, offers_from, part_path,
 };
-use crate::digest::Digester;
+use crate::digest::{Buffer, Digester};
 use crate::download::Expected;
 use crate::fail::{Failure, IoContext};
 use crate::http::SignedAnswer;
@@ -133,10 +133,11 @@ fn pack(
     file.sync_all().map_err(io)
 }
 
-/// A reader that hashes what passes through it.
+/// A reader that hashes what passes through it, collecting it into the digester's buffers.
 struct Hashing<R> {
     inner: R,
     digester: Digester,
+    pending: Option<(Buffer, usize)>,
     len: u64,
 }
 
@@ -145,18 +146,36 @@ impl<R: Read> Hashing<R> {
         Hashing {
             inner,
             digester: Digester::new(),
+            pending: None,
             len: 0,
         }
     }
-    fn finish(self) -> (u64, crate::digest::Digests) {
+    fn finish(mut self) -> (u64, crate::digest::Digests) {
+        if let Some((buf, filled)) = self.pending.take() {
+            self.digester.push(buf, filled);
+        }
         (self.len, self.digester.finish())
     }
 }
 
 impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.digester.update(&buf[..n]);
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        let mut data = &out[..n];
+        while !data.is_empty() {
+            let (mut buf, filled) = match self.pending.take() {
+                Some(p) => p,
+                None => (self.digester.buffer(), 0),
+            };
+            let take = data.len().min(buf.len() - filled);
+            buf[filled..filled + take].copy_from_slice(&data[..take]);
+            data = &data[take..];
+            if filled + take == buf.len() {
+                self.digester.push(buf, filled + take);
+            } else {
+                self.pending = Some((buf, filled + take));
+            }
+        }
         self.len += n as u64;
         Ok(n)
     }
@@ -362,7 +381,6 @@ fn unpack<R: Read>(
 ) -> Result<(), Failure> {
     let partial = local.layout.partial().join(version);
     fs::create_dir_all(&partial).ctx(|| format!("cannot create {}", partial.display()))?;
-    let mut buf = vec![0u8; 1 << 20];
     for f in files {
         let mut entry = entries
             .next()
@@ -392,8 +410,16 @@ fn unpack<R: Read>(
         let mut digester = Digester::new();
         let mut got = 0u64;
         loop {
-            let n = entry.read(&mut buf).map_err(damaged)?;
+            let mut buf = digester.buffer();
+            let n = match entry.read(&mut buf[..]) {
+                Ok(n) => n,
+                Err(e) => {
+                    digester.push(buf, 0);
+                    return Err(damaged(e));
+                }
+            };
             if n == 0 {
+                digester.push(buf, 0);
                 break;
             }
             got += n as u64;
@@ -402,7 +428,7 @@ fn unpack<R: Read>(
             }
             out.write_all(&buf[..n])
                 .ctx(|| format!("cannot write {}", part.display()))?;
-            digester.update(&buf[..n]);
+            digester.push(buf, n);
         }
         if got != f.size {
             return Err(damaged(format!(

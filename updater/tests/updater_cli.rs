@@ -496,6 +496,74 @@ fn dropped_connection_resumes_with_range() {
     );
 }
 
+/// Bytes without a period, so that a block written at the wrong offset changes the file.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// A file of several MiB (hashed on the md5 and sha256 threads, written in whole blocks
+/// straight to disk where the file system allows) drops inside a block; the resume hashes the
+/// kept prefix through the same threads, realigns, and the result is the file.
+#[test]
+fn big_file_resumes_from_inside_a_block() {
+    let data = noise(7, 5 * 1024 * 1024 + 1234);
+    let cut = 3 * 1024 * 1024 + 777;
+    let server = Server::start(vec![rel("1.0", &[("big.zip", data.clone())])]);
+    server.world().file_hook = Some(drop_after(cut));
+    let c = Client::new(&server.url());
+    let r = c.run(&["download"]);
+    assert_eq!(r.code, 3, "{r}");
+    assert_eq!(
+        c.run(&["status", "--json"]).json()["partial"][0]["bytes"],
+        cut
+    );
+
+    server.clear_log();
+    let r = c.run(&["download", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.json()["resumed"], true);
+    let reqs = server.file_requests();
+    assert_eq!(
+        reqs[0].header("Range"),
+        Some(format!("bytes={cut}-").as_str())
+    );
+    assert!(std::fs::read(c.release_dir("1.0").join("big.zip")).unwrap() == data);
+}
+
+/// One flipped byte in the middle of a file of several MiB is caught by the hash threads.
+#[test]
+fn big_file_with_a_flipped_byte_is_refused() {
+    let data = noise(8, 4 * 1024 * 1024 + 5);
+    let server = Server::start(vec![rel("1.0", &[("big.zip", data.clone())])]);
+    let mut tampered = data;
+    tampered[3 * 1024 * 1024 + 10] ^= 1;
+    server
+        .world()
+        .served_override
+        .insert("big.zip".into(), tampered);
+    let c = Client::new(&server.url());
+    let r = c.run(&["download"]);
+    assert_eq!(r.code, 4, "{r}");
+    assert!(
+        r.stderr.contains("big.zip") && r.stderr.contains("sha256 is"),
+        "{r}"
+    );
+    assert!(c.visible_files().is_empty(), "{:?}", c.visible_files());
+    assert!(
+        c.all_files().iter().all(|f| !f.ends_with(".part")),
+        "{:?}",
+        c.all_files()
+    );
+}
+
 /// With retries the same run resumes by itself.
 #[test]
 fn dropped_connection_is_retried_within_a_run() {
