@@ -29,11 +29,13 @@ const PBKDF2_ITERATIONS: u32 = 210_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Permission {
-    /// Read the catalog, licenses and statistics.
+    /// Read the catalog (distributions, releases, files) and statistics; no customer data
+    /// (licenses, customers, ITNs, license keys).
     Read,
-    /// Create and change distributions, releases and files.
+    /// Create and change distributions, releases and files; implies `read`.
     Publish,
-    /// Create and change licenses.
+    /// Read and write licenses and customers (offline bundles, per-license statistics);
+    /// implies `read`.
     Licenses,
     /// Everything, including API keys.
     Admin,
@@ -54,6 +56,22 @@ impl Permission {
             Permission::Licenses => "licenses",
             Permission::Admin => "admin",
         }
+    }
+
+    /// Whether holding `self` grants `wanted` (SPEC §1 roles): `admin` grants everything,
+    /// `publish` and `licenses` grant `read` besides themselves, `read` only itself. So a
+    /// `publish` key (a release engineer's CI) never reaches customer data.
+    pub const fn implies(self, wanted: Permission) -> bool {
+        matches!(
+            (self, wanted),
+            (Permission::Admin, _)
+                | (Permission::Publish, Permission::Publish | Permission::Read)
+                | (
+                    Permission::Licenses,
+                    Permission::Licenses | Permission::Read
+                )
+                | (Permission::Read, Permission::Read)
+        )
     }
 
     pub fn parse(s: &str) -> Option<Permission> {
@@ -86,16 +104,12 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// `admin` implies everything; `publish` and `licenses` imply `read`.
+    /// Whether one of the caller's permissions implies `wanted` ([`Permission::implies`]);
+    /// the admin user has every permission.
     pub fn has(&self, wanted: Permission) -> bool {
         match self {
             Caller::Admin => true,
-            Caller::ApiKey { permissions, .. } => permissions.iter().any(|&p| {
-                p == wanted
-                    || p == Permission::Admin
-                    || (wanted == Permission::Read
-                        && matches!(p, Permission::Publish | Permission::Licenses))
-            }),
+            Caller::ApiKey { permissions, .. } => permissions.iter().any(|p| p.implies(wanted)),
         }
     }
 
@@ -505,6 +519,36 @@ mod tests {
         assert!(verify_password(&h, "s3cret"));
         assert!(!verify_password(&h, "s3cret "));
         assert!(!verify_password("garbage", "s3cret"));
+    }
+
+    /// Every cell of the implication table (rows: held, columns: wanted).
+    #[test]
+    fn implication_table() {
+        use Permission::*;
+        let wanted = [Read, Publish, Licenses, Admin];
+        let table = [
+            (Read, [true, false, false, false]),
+            (Publish, [true, true, false, false]),
+            (Licenses, [true, false, true, false]),
+            (Admin, [true, true, true, true]),
+        ];
+        for (held, row) in table {
+            for (w, expected) in wanted.into_iter().zip(row) {
+                assert_eq!(held.implies(w), expected, "{held:?} implies {w:?}");
+            }
+        }
+        // Combinations add up: publish + licenses is both, still not admin.
+        let both = Caller::ApiKey {
+            id: 3,
+            permissions: vec![Publish, Licenses],
+        };
+        assert!(both.has(Publish) && both.has(Licenses) && both.has(Read));
+        assert!(!both.has(Admin));
+        let nothing = Caller::ApiKey {
+            id: 4,
+            permissions: vec![],
+        };
+        assert!(wanted.into_iter().all(|w| !nothing.has(w)));
     }
 
     #[test]

@@ -1045,7 +1045,8 @@ async fn licenses_crud_search_and_import() {
         .await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["revoked"], true);
-    assert_eq!(updated["beta"], false);
+    // Not named, so kept (PUT changes only the fields given).
+    assert_eq!(updated["beta"], true);
     assert_eq!(updated["features"].as_array().unwrap().len(), 1);
     let (status, body) = server
         .admin_json(
@@ -1206,6 +1207,221 @@ async fn licenses_crud_search_and_import() {
         .admin_json(Method::DELETE, "/api/v1/licenses/MIKO-NEW-1", None)
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND);
+}
+
+/// The first download link anywhere in a check's answer.
+fn first_link(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if s.contains("/releases/v1/files/") => Some(s.clone()),
+        Value::Array(a) => a.iter().find_map(first_link),
+        Value::Object(o) => o.values().find_map(first_link),
+        _ => None,
+    }
+}
+
+/// Whether a check with ACME-0001 gets a download link.
+async fn downloadable(server: &TestServer) -> bool {
+    let (status, answer) = server
+        .client_post(
+            "getAvailableReleases",
+            json!({"TYPE": "ACME_SALES", "KEY": "ACME-0001", "CONF": ""}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    first_link(&answer).is_some()
+}
+
+const SUBSCRIPTION_UNTIL: &str = "2030-12-31T23:59:59Z";
+
+/// A paid distribution (feature 85/43) with a published release, and the license ACME-0001
+/// with a customer, an ITN and that feature until the end of 2030.
+async fn seed_acme() -> TestServer {
+    let server = TestServer::start().await;
+    server
+        .create_distribution(
+            "ACME_SALES",
+            json!({"name": "Продажи", "lic_product_id": 85, "lic_feature_id": 43}),
+        )
+        .await;
+    server
+        .create_release(
+            "ACME_SALES",
+            json!({"version": "2.1.0.8", "compatibility": [{"conf": "*", "min_1c_version": "0"}]}),
+            &[("sales.zip", b"sales bytes")],
+            true,
+        )
+        .await;
+    let (status, created) = server
+        .admin_json(
+            Method::POST,
+            "/api/v1/licenses",
+            Some(json!({
+                "key": "ACME-0001",
+                "customer": "ООО Ромашка",
+                "itn": "7701234567",
+                "features": [{"product": 85, "feature": 43, "active_until": "2030-12-31"}]
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["features"], subscription());
+    assert!(downloadable(&server).await);
+    server
+}
+
+fn subscription() -> Value {
+    json!([{"product": 85, "feature": 43, "active_until": SUBSCRIPTION_UNTIL}])
+}
+
+/// Issue 11: `PUT {"beta": true}` on a license with a customer, an ITN and a feature used to
+/// answer `{"beta":true,"customer":"","itn":"","features":[]}` and cut the customer off.
+#[tokio::test]
+async fn a_beta_edit_keeps_customer_itn_and_features() {
+    let server = seed_acme().await;
+    let (status, edited) = server
+        .admin_json(
+            Method::PUT,
+            "/api/v1/licenses/ACME-0001",
+            Some(json!({"beta": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["beta"], true);
+    assert_eq!(edited["customer"], "ООО Ромашка");
+    assert_eq!(edited["itn"], "7701234567");
+    assert_eq!(edited["features"], subscription());
+    assert_eq!(edited["revoked"], false);
+    assert!(downloadable(&server).await, "the customer lost downloads");
+    let (_, shown) = server
+        .admin_json(Method::GET, "/api/v1/licenses/ACME-0001", None)
+        .await;
+    assert_eq!(shown, edited);
+}
+
+/// PATCH is the same edit as PUT, on every license route (the key `import` included).
+#[tokio::test]
+async fn patch_edits_licenses_like_put() {
+    let server = seed_acme().await;
+    let (status, edited) = server
+        .admin_json(
+            Method::PATCH,
+            "/api/v1/licenses/ACME-0001",
+            Some(json!({"customer": "ООО Лютик", "beta": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["customer"], "ООО Лютик");
+    assert_eq!(edited["beta"], true);
+    assert_eq!(edited["itn"], "7701234567");
+    assert_eq!(edited["features"], subscription());
+    let (status, body) = server
+        .admin_json(
+            Method::PATCH,
+            "/api/v1/licenses/ACME-NONE",
+            Some(json!({"beta": true})),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND);
+    let (status, body) = server
+        .admin_json(
+            Method::PATCH,
+            "/api/v1/licenses/ACME-0001",
+            Some(json!({"key": "ACME-0002"})),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+
+    // The key called like the import route takes PATCH too.
+    let (status, _) = server
+        .admin_json(
+            Method::POST,
+            "/api/v1/licenses",
+            Some(json!({"key": "import", "itn": "1"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, edited) = server
+        .admin_json(
+            Method::PATCH,
+            "/api/v1/licenses/import",
+            Some(json!({"beta": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["beta"], true);
+    assert_eq!(edited["itn"], "1");
+}
+
+/// `null` clears an optional field and only that one; `features`, when given, replaces the
+/// list (a feature's `active_until: null` = never lapses, `[]` = none); what cannot be null
+/// is refused and nothing changes.
+#[tokio::test]
+async fn null_clears_optional_license_fields_and_features_replace_the_list() {
+    let server = seed_acme().await;
+    for method in [Method::PUT, Method::PATCH] {
+        let (status, edited) = server
+            .admin_json(
+                method,
+                "/api/v1/licenses/ACME-0001",
+                Some(json!({"itn": null})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{edited}");
+        assert_eq!(edited["itn"], "");
+        assert_eq!(edited["customer"], "ООО Ромашка");
+        assert_eq!(edited["features"], subscription());
+    }
+
+    let (status, edited) = server
+        .admin_json(
+            Method::PATCH,
+            "/api/v1/licenses/ACME-0001",
+            Some(
+                json!({"features": [{"product": 85, "feature": 43, "active_until": null},
+                                     {"product": 85, "feature": 44}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(
+        edited["features"],
+        json!([{"product": 85, "feature": 43, "active_until": null},
+               {"product": 85, "feature": 44, "active_until": null}])
+    );
+    assert_eq!(edited["customer"], "ООО Ромашка");
+
+    for bad in [
+        json!({"beta": null}),
+        json!({"revoked": null}),
+        json!({"features": null}),
+        json!({"beta": false, "vip": true}),
+        json!({"features": [{"product": 85, "feature": 43}, {"product": 85, "feature": 43}]}),
+    ] {
+        for method in [Method::PUT, Method::PATCH] {
+            let (status, body) = server
+                .admin_json(method, "/api/v1/licenses/ACME-0001", Some(bad.clone()))
+                .await;
+            assert_error(status, &body, StatusCode::BAD_REQUEST);
+        }
+    }
+    let (_, unchanged) = server
+        .admin_json(Method::GET, "/api/v1/licenses/ACME-0001", None)
+        .await;
+    assert_eq!(unchanged["features"].as_array().unwrap().len(), 2);
+    assert_eq!(unchanged["beta"], false);
+
+    // `[]` removes every feature: the one explicit way to end a subscription by an edit.
+    let (status, edited) = server
+        .admin_json(
+            Method::PUT,
+            "/api/v1/licenses/ACME-0001",
+            Some(json!({"features": [], "customer": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["features"], json!([]));
+    assert_eq!(edited["customer"], "");
+    assert!(!downloadable(&server).await);
 }
 
 fn percent(s: &str) -> String {

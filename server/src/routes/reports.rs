@@ -77,8 +77,9 @@ async fn security_headers(
 // ---------------------------------------------------------------------------------------
 // Authentication
 
-/// Someone allowed to read statistics.
-pub struct Reader;
+/// Someone allowed to read statistics, and who they are (downloads per license need
+/// `licenses` besides).
+pub struct Reader(pub Caller);
 
 /// 401 (with the Basic challenge and a link to the login form), 403, or another error, as
 /// an HTML page.
@@ -120,12 +121,12 @@ impl FromRequestParts<AppState> for Reader {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
         if let Some(who) = session_of(&parts.headers)
-            && session_still_valid(state, &who).await
+            && let Some(caller) = session_caller(state, &who).await
         {
-            return Ok(Reader);
+            return Ok(Reader(caller));
         }
-        Authorized::<need::Read>::from_request_parts(parts, state).await?;
-        Ok(Reader)
+        let authorized = Authorized::<need::Read>::from_request_parts(parts, state).await?;
+        Ok(Reader(authorized.0))
     }
 }
 
@@ -178,28 +179,26 @@ fn admin_session_name(password_hash: &str) -> String {
     format!("{ADMIN_USER}-{fingerprint}")
 }
 
-/// An admin session lasts while the password it was made with is current; an API key's while
-/// the key exists and may read.
-async fn session_still_valid(state: &AppState, who: &str) -> bool {
+/// The caller behind a session: an admin session lasts while the password it was made with
+/// is current; an API key's while the key exists and may read, with the key's permissions of
+/// now.
+async fn session_caller(state: &AppState, who: &str) -> Option<Caller> {
     if who.starts_with(ADMIN_USER) {
-        return matches!(
-            admin_password_hash(&state.db).await,
-            Ok(Some(hash)) if admin_session_name(&hash) == who
-        );
+        return match admin_password_hash(&state.db).await {
+            Ok(Some(hash)) if admin_session_name(&hash) == who => Some(Caller::Admin),
+            _ => None,
+        };
     }
-    let Some(id) = who
+    let id = who
         .strip_prefix("key")
-        .and_then(|id| id.parse::<i32>().ok())
-    else {
-        return false;
-    };
+        .and_then(|id| id.parse::<i32>().ok())?;
     match api_key::Entity::find_by_id(id).one(&state.db).await {
-        Ok(Some(row)) => Caller::ApiKey {
+        Ok(Some(row)) => Some(Caller::ApiKey {
             id,
             permissions: Permission::parse_list(&row.permissions),
-        }
-        .has(Permission::Read),
-        _ => false,
+        })
+        .filter(|c| c.has(Permission::Read)),
+        _ => None,
     }
 }
 
@@ -867,13 +866,14 @@ fn sort_by_version(table: &mut Table, dist: &crate::catalog::Distribution, colum
 
 /// The CSV behind every table, with the same credentials as the pages.
 async fn csv(
-    _reader: Reader,
+    Reader(caller): Reader,
     State(state): State<AppState>,
     Path(report): Path<String>,
     axum::extract::Query(params): axum::extract::Query<StatsParams>,
 ) -> Result<Response, PageError> {
     let (table, meta, name) = match report.as_str() {
         "downloads" => {
+            params.check_may_read(&caller)?;
             let (t, m) = downloads_report(&state, &params).await?;
             let name = format!("downloads-by-{}", m["group_by"].as_str().unwrap_or("day"));
             (t, m, name)

@@ -1,4 +1,5 @@
-//! Statistics reports (SPEC §7), permission `read`: `/api/v1/stats/downloads`,
+//! Statistics reports (SPEC §7), permission `read` (downloads per license, which name license
+//! keys, need `licenses`): `/api/v1/stats/downloads`,
 //! `/api/v1/stats/upgrade-paths`, `/api/v1/stats/installed-base` as JSON or CSV, and
 //! `/api/v1/stats/pipeline` (the capture queue's counters). The HTML reports under `/reports`
 //! render the same tables.
@@ -12,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::ApiQuery;
-use crate::auth::{Authorized, need};
+use crate::auth::{Authorized, Caller, Permission, need};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::stats::query::{self, BaseGroupBy, Filter, GroupBy, Table};
@@ -104,6 +105,17 @@ impl StatsParams {
                 ))
             }),
         }
+    }
+
+    /// Downloads per license name license keys, which are customer data: only a caller with
+    /// `licenses` may group by license (403 otherwise).
+    pub fn check_may_read(&self, caller: &Caller) -> Result<(), ApiError> {
+        if self.group_by()? == GroupBy::License && !caller.has(Permission::Licenses) {
+            return Err(ApiError::forbidden(
+                "downloads per license name license keys: this needs the \"licenses\" permission",
+            ));
+        }
+        Ok(())
     }
 
     pub fn base_group_by(&self) -> Result<BaseGroupBy, ApiError> {
@@ -224,10 +236,11 @@ pub fn render(table: Table, meta: Map<String, Value>, csv: bool, name: &str) -> 
 }
 
 async fn downloads(
-    _: Authorized<need::Read>,
+    caller: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<Response, ApiError> {
+    params.check_may_read(&caller.0)?;
     let csv = params.csv()?;
     let (table, meta) = downloads_report(&state, &params).await?;
     let name = format!(

@@ -1,0 +1,432 @@
+//! Licenses (`/api/v1/licenses`): create, list, show, edit, delete. Each write runs in one
+//! transaction, records the change for the other instances (`catalog_sync`) and refreshes this
+//! instance's license index after the commit.
+//!
+//! Edits follow the rule of [`super::patch`]: only the fields given change. `customer` and
+//! `itn` are optional (`null` clears them to `""`); `beta` and `revoked` are `true` or `false`
+//! (`null` is refused); `features`, when given, replaces the whole list (`[]` removes every
+//! feature, `null` is refused so that no client clears a subscription by accident). An edit
+//! that does not name `features` never touches them.
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+use serde::{Deserialize, Serialize};
+
+use super::patch;
+use crate::catalog::Catalog;
+use crate::catalog_sync::{self, Change};
+use crate::entities::{license, license_feature};
+use crate::error::ApiError;
+use crate::licenses_csv::{self, FeatureData, LicenseData};
+use crate::routes::api::common;
+
+/// One feature of a license as a request gives it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureInput {
+    pub product: i64,
+    pub feature: i64,
+    /// RFC 3339 or `YYYY-MM-DD` (through the end of that day, UTC); absent, `null` or `""`:
+    /// the subscription never lapses.
+    #[serde(default)]
+    pub active_until: Option<String>,
+}
+
+/// `POST /api/v1/licenses`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewLicense {
+    /// Required; an `Option` so that its absence is a 400 that names it.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub customer: Option<String>,
+    #[serde(default)]
+    pub itn: Option<String>,
+    #[serde(default)]
+    pub beta: Option<bool>,
+    #[serde(default)]
+    pub revoked: Option<bool>,
+    #[serde(default)]
+    pub features: Option<Vec<FeatureInput>>,
+}
+
+/// `PUT` and `PATCH /api/v1/licenses/{key}`: absent fields stay as they are (see the module).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicensePatch {
+    /// Only checked against the URL's: a key cannot change.
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default, deserialize_with = "patch::field")]
+    pub customer: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch::field")]
+    pub itn: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch::field")]
+    pub beta: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "patch::field")]
+    pub revoked: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "patch::field")]
+    pub features: Option<Option<Vec<FeatureInput>>>,
+}
+
+/// `GET /api/v1/licenses` filters and paging.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseQuery {
+    pub offset: Option<u64>,
+    pub limit: Option<u64>,
+    pub sort: Option<String>,
+    /// Substring of the key, the customer or the ITN.
+    pub search: Option<String>,
+}
+
+/// A license feature in an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeatureView {
+    pub product: i64,
+    pub feature: i64,
+    /// RFC 3339 UTC; `null`: never lapses.
+    pub active_until: Option<String>,
+}
+
+/// A license in an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LicenseView {
+    pub key: String,
+    pub customer: String,
+    pub itn: String,
+    pub beta: bool,
+    pub revoked: bool,
+    pub features: Vec<FeatureView>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A page of licenses: `{"items", "total", "offset", "limit"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LicenseList {
+    pub items: Vec<LicenseView>,
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+fn view(l: &license::Model, features: &[license_feature::Model]) -> LicenseView {
+    LicenseView {
+        key: l.key.clone(),
+        customer: l.customer.clone(),
+        itn: l.itn.clone(),
+        beta: l.beta,
+        revoked: l.revoked,
+        features: features
+            .iter()
+            .map(|f| FeatureView {
+                product: f.product,
+                feature: f.feature,
+                active_until: f.active_until.map(common::ts),
+            })
+            .collect(),
+        created_at: common::ts(l.created_at),
+        updated_at: common::ts(l.updated_at),
+    }
+}
+
+fn not_found(key: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "license {:?} not found",
+        key.chars().take(80).collect::<String>()
+    ))
+}
+
+async fn find<C: ConnectionTrait>(db: &C, key: &str) -> Result<Option<license::Model>, DbErr> {
+    license::Entity::find()
+        .filter(license::Column::Key.eq(key))
+        .one(db)
+        .await
+}
+
+/// The features of `ids`, by license id, each list sorted by product and feature.
+pub async fn features_of<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i32],
+) -> Result<HashMap<i32, Vec<license_feature::Model>>, DbErr> {
+    let mut out: HashMap<i32, Vec<license_feature::Model>> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        for f in license_feature::Entity::find()
+            .filter(license_feature::Column::LicenseId.is_in(chunk.to_vec()))
+            .order_by_asc(license_feature::Column::Product)
+            .order_by_asc(license_feature::Column::Feature)
+            .all(db)
+            .await?
+        {
+            out.entry(f.license_id).or_default().push(f);
+        }
+    }
+    Ok(out)
+}
+
+pub fn feature_rows(license_id: i32, data: &LicenseData) -> Vec<license_feature::ActiveModel> {
+    data.features
+        .iter()
+        .map(|f| license_feature::ActiveModel {
+            license_id: Set(license_id),
+            product: Set(f.product),
+            feature: Set(f.feature),
+            active_until: Set(f.active_until),
+            ..Default::default()
+        })
+        .collect()
+}
+
+pub async fn insert_features<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<license_feature::ActiveModel>,
+) -> Result<(), DbErr> {
+    for chunk in rows.chunks(500) {
+        license_feature::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+fn parse_features(features: Vec<FeatureInput>) -> Result<Vec<FeatureData>, ApiError> {
+    let mut out = Vec::with_capacity(features.len());
+    for (i, f) in features.into_iter().enumerate() {
+        let active_until = match f.active_until.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => Some(
+                licenses_csv::parse_active_until(v)
+                    .map_err(|e| ApiError::bad_request(format!("features[{i}]: {e}")))?,
+            ),
+        };
+        out.push(FeatureData {
+            product: f.product,
+            feature: f.feature,
+            active_until,
+        });
+    }
+    Ok(out)
+}
+
+fn text(value: Option<String>) -> String {
+    value.as_deref().map_or("", str::trim).to_owned()
+}
+
+/// The license `key` with its features.
+pub async fn show(db: &DatabaseConnection, key: &str) -> Result<LicenseView, ApiError> {
+    let l = find(db, key).await?.ok_or_else(|| not_found(key))?;
+    let features = features_of(db, &[l.id]).await?;
+    Ok(view(&l, features.get(&l.id).map_or(&[], Vec::as_slice)))
+}
+
+/// A page of licenses, optionally those whose key, customer or ITN contains `search`.
+pub async fn list(db: &DatabaseConnection, q: LicenseQuery) -> Result<LicenseList, ApiError> {
+    let page = common::page(q.offset, q.limit, q.sort)?;
+    let mut query = license::Entity::find();
+    if let Some(search) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let pattern = format!("%{}%", common::like_escape(search));
+        let like = || LikeExpr::new(pattern.clone()).escape('\\');
+        query = query.filter(
+            Condition::any()
+                .add(Expr::col((license::Entity, license::Column::Key)).like(like()))
+                .add(Expr::col((license::Entity, license::Column::Customer)).like(like()))
+                .add(Expr::col((license::Entity, license::Column::Itn)).like(like())),
+        );
+    }
+    let (column, order) = page.order(
+        &[
+            ("key", license::Column::Key),
+            ("customer", license::Column::Customer),
+            ("itn", license::Column::Itn),
+            ("created_at", license::Column::CreatedAt),
+            ("updated_at", license::Column::UpdatedAt),
+        ],
+        (license::Column::Key, Order::Asc),
+    )?;
+    let total = query.clone().count(db).await?;
+    let rows = query
+        .order_by(column, order)
+        .order_by_asc(license::Column::Id)
+        .offset(common::offset(&page))
+        .limit(page.limit)
+        .all(db)
+        .await?;
+    let ids: Vec<i32> = rows.iter().map(|l| l.id).collect();
+    let features = features_of(db, &ids).await?;
+    let items = rows
+        .iter()
+        .map(|l| view(l, features.get(&l.id).map_or(&[], Vec::as_slice)))
+        .collect();
+    Ok(LicenseList {
+        items,
+        total,
+        offset: page.offset,
+        limit: page.limit,
+    })
+}
+
+/// Creates a license; 409 if the key exists.
+pub async fn create(
+    db: &DatabaseConnection,
+    catalog: &Catalog,
+    input: NewLicense,
+) -> Result<LicenseView, ApiError> {
+    let key = input
+        .key
+        .as_deref()
+        .map(str::trim)
+        .ok_or_else(|| ApiError::bad_request("key is required"))?
+        .to_owned();
+    let data = LicenseData {
+        key,
+        customer: text(input.customer),
+        itn: text(input.itn),
+        beta: input.beta.unwrap_or(false),
+        revoked: input.revoked.unwrap_or(false),
+        features: parse_features(input.features.unwrap_or_default())?,
+    };
+    licenses_csv::validate(&data).map_err(ApiError::bad_request)?;
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let row = license::ActiveModel {
+        key: Set(data.key.clone()),
+        customer: Set(data.customer.clone()),
+        itn: Set(data.itn.clone()),
+        beta: Set(data.beta),
+        revoked: Set(data.revoked),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| {
+        common::conflict_on_unique(e, || format!("license {:?} already exists", data.key))
+    })?;
+    insert_features(&txn, feature_rows(row.id, &data)).await?;
+    catalog_sync::record(&txn, Change::License(&data.key)).await?;
+    txn.commit().await?;
+    catalog.refresh_license(db, &data.key).await?;
+    show(db, &data.key).await
+}
+
+/// Changes the fields `patch` names, and nothing else (see the module).
+pub async fn update(
+    db: &DatabaseConnection,
+    catalog: &Catalog,
+    key: &str,
+    patch: LicensePatch,
+) -> Result<LicenseView, ApiError> {
+    if let Some(body_key) = &patch.key
+        && body_key.trim() != key
+    {
+        return Err(ApiError::bad_request(format!(
+            "key {:?} in the body differs from the URL's; a key cannot change",
+            body_key.chars().take(80).collect::<String>()
+        )));
+    }
+    let beta = patch::required("beta", patch.beta, "it is true or false")?;
+    let revoked = patch::required("revoked", patch.revoked, "it is true or false")?;
+    let features = patch::required(
+        "features",
+        patch.features,
+        "send [] to remove every feature, or leave it out to keep them",
+    )?
+    .map(parse_features)
+    .transpose()?;
+
+    // Read outside the transaction (SQLite: a deferred transaction that reads and then
+    // writes fails if another writer commits in between); the update below writes only the
+    // columns this edit names, so a concurrent edit of other fields is not undone.
+    let existing = find(db, key).await?.ok_or_else(|| not_found(key))?;
+    let replace_features = features.is_some();
+    let data = LicenseData {
+        key: existing.key.clone(),
+        customer: patch
+            .customer
+            .clone()
+            .map_or(existing.customer.clone(), text),
+        itn: patch.itn.clone().map_or(existing.itn.clone(), text),
+        beta: beta.unwrap_or(existing.beta),
+        revoked: revoked.unwrap_or(existing.revoked),
+        // Checked only when replaced: the kept ones are as they were.
+        features: features.unwrap_or_default(),
+    };
+    licenses_csv::validate(&data).map_err(ApiError::bad_request)?;
+    let mut row: license::ActiveModel = existing.clone().into();
+    if patch.customer.is_some() {
+        row.customer = Set(data.customer.clone());
+    }
+    if patch.itn.is_some() {
+        row.itn = Set(data.itn.clone());
+    }
+    if beta.is_some() {
+        row.beta = Set(data.beta);
+    }
+    if revoked.is_some() {
+        row.revoked = Set(data.revoked);
+    }
+    row.updated_at = Set(Utc::now());
+    let txn = db.begin().await?;
+    row.update(&txn).await?;
+    if replace_features {
+        license_feature::Entity::delete_many()
+            .filter(license_feature::Column::LicenseId.eq(existing.id))
+            .exec(&txn)
+            .await?;
+        insert_features(&txn, feature_rows(existing.id, &data)).await?;
+    }
+    catalog_sync::record(&txn, Change::License(key)).await?;
+    txn.commit().await?;
+    catalog.refresh_license(db, key).await?;
+    show(db, key).await
+}
+
+/// Deletes a license and its features.
+pub async fn delete(db: &DatabaseConnection, catalog: &Catalog, key: &str) -> Result<(), ApiError> {
+    let existing = find(db, key).await?.ok_or_else(|| not_found(key))?;
+    let txn = db.begin().await?;
+    license_feature::Entity::delete_many()
+        .filter(license_feature::Column::LicenseId.eq(existing.id))
+        .exec(&txn)
+        .await?;
+    license::Entity::delete_by_id(existing.id)
+        .exec(&txn)
+        .await?;
+    catalog_sync::record(&txn, Change::License(key)).await?;
+    txn.commit().await?;
+    catalog.refresh_license(db, key).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_beta_only_patch_names_nothing_else() {
+        let p: LicensePatch = serde_json::from_str(r#"{"beta": true}"#).unwrap();
+        assert_eq!(p.beta, Some(Some(true)));
+        assert!(p.customer.is_none() && p.itn.is_none() && p.revoked.is_none());
+        assert!(p.features.is_none(), "features must stay untouched");
+    }
+
+    #[test]
+    fn null_and_empty_are_different_requests() {
+        let p: LicensePatch = serde_json::from_str(r#"{"itn": null, "features": []}"#).unwrap();
+        assert_eq!(p.itn, Some(None));
+        assert!(matches!(p.features, Some(Some(ref f)) if f.is_empty()));
+        let p: LicensePatch = serde_json::from_str(r#"{"features": null}"#).unwrap();
+        assert!(matches!(p.features, Some(None)));
+        assert!(serde_json::from_str::<LicensePatch>(r#"{"vip": true}"#).is_err());
+    }
+}
