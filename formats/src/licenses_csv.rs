@@ -1,15 +1,17 @@
 //! License CSV import (`POST /api/v1/licenses/import`, `vypusk license import`): parsing and
 //! validation as plain functions. Nothing here touches the database.
 //!
-//! Format: UTF-8, a header line naming the columns (any order; `key`, `product` and `feature`
-//! are required, `customer`, `itn`, `beta`, `revoked` and `active_until` optional), then one
-//! line per license feature. The same key on several lines accumulates features; its
-//! `customer`, `itn`, `beta` and `revoked` may be repeated or left empty on the later lines but
-//! must not contradict. Empty `product` and `feature` = a license line without a feature.
-//! `beta`/`revoked`: `Y`/`N`, `yes`/`no`, `true`/`false`, `1`/`0`, empty = no.
-//! `active_until`: RFC 3339, or `YYYY-MM-DD` meaning through the end of that day (UTC); empty =
-//! never lapses. Comma-separated; a header with `;` and no `,` switches to `;` (Excel in
-//! Russian locales). Every bad line is reported as `line N: why`.
+//! Format: text (the server decodes the bytes first: UTF-8, or Windows-1251 as Excel writes
+//! it; `vypusk_server::licenses_csv::decode`), a header line naming the columns (any order;
+//! `key`, `product` and `feature` are required, `customer`, `itn`, `beta`, `revoked` and
+//! `active_until` optional), then one line per license feature. The same key on several lines
+//! accumulates features; its `customer`, `itn`, `beta` and `revoked` may be repeated or left
+//! empty on the later lines but must not contradict. Empty `product` and `feature` = a license
+//! line without a feature. `beta`/`revoked`: `Y`/`N`, `yes`/`no`, `true`/`false`, `1`/`0`,
+//! empty = no. `active_until`: RFC 3339, or a date `YYYY-MM-DD` or `DD.MM.YYYY` (Excel in
+//! Russian locales) meaning through the end of that day (UTC); empty = never lapses.
+//! Comma-separated; a header with `;` and no `,` switches to `;` (Excel in Russian locales).
+//! Every bad line is reported as `line N: why`.
 
 use std::collections::HashMap;
 
@@ -50,6 +52,44 @@ pub const COLUMNS: [&str; 8] = [
 /// At most this many bad lines are named in the error; the rest are counted.
 pub const MAX_REPORTED_ERRORS: usize = 200;
 
+/// `active_until` of a CSV line: what [`parse_active_until`] takes, or a date `DD.MM.YYYY` (the
+/// short date of Excel in Russian locales: `31.12.2030`, also `1.2.2030`), through the end of
+/// that day (23:59:59 UTC). The JSON API keeps the ISO forms only.
+pub fn parse_csv_active_until(text: &str) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(at) = parse_active_until(text) {
+        return Ok(at);
+    }
+    let dotted = text.split('.').collect::<Vec<_>>();
+    if let [d, m, y] = dotted[..]
+        && [d, m, y]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && d.len() <= 2
+        && m.len() <= 2
+        && y.len() == 4
+    {
+        let date = y
+            .parse()
+            .ok()
+            .zip(m.parse().ok())
+            .zip(d.parse().ok())
+            .and_then(|((y, m), d)| NaiveDate::from_ymd_opt(y, m, d))
+            .ok_or_else(|| format!("active_until {text:?}: no such date"))?;
+        return end_of_day(date, text);
+    }
+    Err(format!(
+        "active_until {text:?} is none of: a date DD.MM.YYYY, a date YYYY-MM-DD, an RFC 3339 time"
+    ))
+}
+
+fn end_of_day(date: NaiveDate, text: &str) -> Result<DateTime<Utc>, String> {
+    let end = date
+        .and_hms_opt(23, 59, 59)
+        .ok_or_else(|| format!("invalid date {text:?}"))?;
+    Ok(end.and_utc())
+}
+
 /// RFC 3339, or a date `YYYY-MM-DD` meaning through the end of that day (23:59:59 UTC).
 pub fn parse_active_until(text: &str) -> Result<DateTime<Utc>, String> {
     let text = text.trim();
@@ -57,10 +97,7 @@ pub fn parse_active_until(text: &str) -> Result<DateTime<Utc>, String> {
         return Ok(at.with_timezone(&Utc));
     }
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        let end = date
-            .and_hms_opt(23, 59, 59)
-            .ok_or_else(|| format!("invalid date {text:?}"))?;
-        return Ok(end.and_utc());
+        return end_of_day(date, text);
     }
     Err(format!(
         "active_until {text:?} is neither a date YYYY-MM-DD nor an RFC 3339 time"
@@ -319,7 +356,7 @@ fn parse_line(record: &csv::StringRecord, index: &HashMap<&str, usize>) -> Resul
             feature: id("feature")?,
             active_until: match cell("active_until") {
                 "" => None,
-                v => Some(parse_active_until(v)?),
+                v => Some(parse_csv_active_until(v)?),
             },
         }),
         _ => return Err("product and feature must be both set or both empty".into()),
@@ -391,7 +428,7 @@ mod tests {
              MIKO-OK-2,A,,maybe,,1,1,\n\
              MIKO-OK-3,A,,,,1,,\n\
              MIKO-OK-4,A,,,,x,1,\n\
-             MIKO-OK-5,A,,,,1,1,31.12.2030\n\
+             MIKO-OK-5,A,,,,1,1,31.13.2030\n\
              MIKO-OK-1,B,,,,1,2,\n\
              MIKO-OK-1,,,,,1,1,\n\
              MIKO-OK-6,A,,,\n"
@@ -461,6 +498,39 @@ mod tests {
         );
         assert!(parse_active_until("2025-02-30").is_err());
         assert!(parse_active_until("tomorrow").is_err());
+        // The JSON API keeps the ISO forms; the CSV also takes Excel's DD.MM.YYYY.
+        assert!(parse_active_until("31.01.2025").is_err());
+        for (text, want) in [
+            ("31.01.2025", "2025-01-31T23:59:59+00:00"),
+            (" 1.2.2025 ", "2025-02-01T23:59:59+00:00"),
+            ("2025-01-31", "2025-01-31T23:59:59+00:00"),
+            ("2025-01-31T10:00:00+03:00", "2025-01-31T07:00:00+00:00"),
+        ] {
+            assert_eq!(
+                parse_csv_active_until(text).unwrap().to_rfc3339(),
+                want,
+                "{text}"
+            );
+        }
+        for bad in [
+            "30.02.2025",
+            "31.12.25",
+            "12/31/2025",
+            "1.2.3.2025",
+            "+1.2.2025",
+            "",
+        ] {
+            let e = parse_csv_active_until(bad).unwrap_err();
+            assert!(e.contains("active_until"), "{bad}: {e}");
+        }
+        let csv = format!("{HEADER}ABCD-1,,,,,1,1,31.12.2030\n");
+        assert_eq!(
+            parse(&csv).unwrap()[0].features[0]
+                .active_until
+                .unwrap()
+                .to_rfc3339(),
+            "2030-12-31T23:59:59+00:00"
+        );
     }
 
     #[test]

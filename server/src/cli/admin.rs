@@ -29,7 +29,8 @@ pub enum ApiKeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum LicenseCommand {
-    /// Import licenses from a CSV file, all or nothing.
+    /// Import licenses from a CSV file (UTF-8, or Windows-1251 as Excel writes it), all or
+    /// nothing.
     Import { file: std::path::PathBuf },
 }
 
@@ -135,10 +136,15 @@ pub async fn license(settings: &Settings, command: LicenseCommand) -> anyhow::Re
         LicenseCommand::Import { file } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", file.display()))?;
-            let licenses = licenses_csv::parse(&text)
-                .map_err(|errors| anyhow::anyhow!("{}", licenses_csv::error_message(&errors)))?;
+            let (licenses, encoding) = licenses_csv::parse_bytes(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            if encoding != licenses_csv::Encoding::Utf8 {
+                println!(
+                    "{} is not UTF-8: read as {}",
+                    file.display(),
+                    encoding.name()
+                );
+            }
             let db = open_db(settings).await?;
             let n = licenses::import(&db, &licenses).await?;
             let features: usize = licenses.iter().map(|l| l.features.len()).sum();

@@ -1,162 +1,76 @@
 //! `vypusk demo`: fills the data directory with a demo distribution, releases, files and a
-//! license, then prints commands that work as printed once `vypusk serve` runs.
+//! license, then prints commands that work as printed.
 //!
-//! Everything goes through the vendor API in-process, so the demo data passes the same
-//! validation as anything a vendor publishes.
+//! It writes the database directly (no HTTP, no router), in one transaction that records its
+//! changes in the catalog change log (`catalog_sync`): a `vypusk serve` already running on the
+//! same database picks the demo up within a second, no restart. It finds such a server by
+//! asking the URL it prints for the signing key: the same key means the same database.
+//!
+//! Idempotent: the demo data is written once (a second run leaves it as it is, and recreates
+//! the demo license if it was deleted); the demo API key (named `demo`) of an earlier run is
+//! revoked and a new one printed, so runs never pile up admin keys.
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use sea_orm::{ActiveModelTrait, Set};
-use serde_json::{Value, json};
-use tower::ServiceExt;
+use std::time::Duration;
 
-use crate::auth::{Permission, generate_api_key, hash_api_key};
+use bytes::Bytes;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+use serde_json::json;
+use vypusk_protocol::{Version, VersionScheme};
+use vypusk_storage::{ExpectedDigests, Storage};
+
+use crate::auth::Permission;
+use crate::catalog::STATUS_PUBLISHED;
+use crate::catalog_sync::{self, Change};
 use crate::config::Settings;
-use crate::entities::api_key;
+use crate::entities::{
+    api_key, compatibility, distribution, file, license, license_feature, release, release_metadata,
+};
+use crate::routes::api::api_keys;
 
 pub const DEMO_TYPE: &str = "DEMO_CRM";
 pub const DEMO_KEY: &str = "DEMO-0000-0000-0001";
+/// The name of the API key the demo makes; a later run revokes every key of this name.
+pub const DEMO_API_KEY_NAME: &str = "demo";
 const DEMO_CONF: &str = "УправлениеТорговлей";
+const RELEASES: [(&str, &str); 2] = [
+    ("1.0.0.1", "- Первый выпуск."),
+    (
+        "1.0.0.2",
+        "- Исправлена проблема с прикреплением заметок к звонкам.\n- Ускорена загрузка истории.",
+    ),
+];
 
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let listen = settings.listen_addr()?;
     let public_url = settings.public_url_for(listen);
-    let (state, recorder) = crate::open(settings, public_url.clone()).await?;
-    let generated = crate::db::ensure_admin(&state.db, settings.admin_password.as_deref()).await?;
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let db = crate::db::connect(&settings.database_url()).await?;
+    crate::db::migrate(&db).await?;
+    // The shared identity (and `signing-key.pub.pem` in the data directory).
+    let identity = crate::identity::load(&db, settings).await?;
+    // No `remove_incomplete_uploads` here: a running server may be in the middle of one.
+    let storage =
+        Storage::from_url(&settings.storage_url()).map_err(|e| anyhow::anyhow!("storage: {e}"))?;
+    let generated = crate::db::ensure_admin(&db, settings.admin_password.as_deref()).await?;
 
-    let key = generate_api_key();
-    api_key::ActiveModel {
-        name: Set("demo".to_owned()),
-        prefix: Set(key.chars().take(12).collect()),
-        key_hash: Set(hash_api_key(&key)),
-        permissions: Set(Permission::join(&[Permission::Admin])),
-        created_at: Set(chrono::Utc::now()),
-        ..Default::default()
-    }
-    .insert(&state.db)
-    .await?;
-
-    let app = crate::routes::router(state.clone());
-    let call = |method: Method, path: String, body: Body, content_type: &'static str| {
-        let app = app.clone();
-        let key = key.clone();
-        async move {
-            let request = Request::builder()
-                .method(method)
-                .uri(path)
-                .header(header::AUTHORIZATION, format!("Bearer {key}"))
-                .header(header::CONTENT_TYPE, content_type)
-                .body(body)?;
-            let response = app.oneshot(request).await?;
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
-            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            anyhow::Ok((status, value))
-        }
-    };
-    let json_call = |method: Method, path: &str, body: Value| {
-        call(
-            method,
-            path.to_owned(),
-            Body::from(body.to_string()),
-            "application/json",
-        )
-    };
-
-    let (status, existing) = json_call(
-        Method::GET,
-        &format!("/api/v1/distributions/{DEMO_TYPE}"),
-        Value::Null,
-    )
-    .await?;
-    if status == StatusCode::OK {
-        eprintln!("The demo distribution {DEMO_TYPE} exists already: {existing}");
-    } else {
-        let (status, body) = json_call(
-            Method::POST,
-            "/api/v1/distributions",
-            json!({
-                "code": DEMO_TYPE,
-                "name": "ДемоРасширение_CRM",
-                "description": "Демонстрационное расширение для 1С:Управление торговлей",
-                "developer": "Demo Vendor",
-                "label": "DEMO",
-                "promo_link": "https://example.com/demo",
-                "lic_product_id": 85,
-                "lic_feature_id": 43,
-                "published": true,
-            }),
-        )
-        .await?;
-        anyhow::ensure!(status == StatusCode::CREATED, "create distribution: {body}");
-        for (version, changelog) in [
-            ("1.0.0.1", "- Первый выпуск."),
-            (
-                "1.0.0.2",
-                "- Исправлена проблема с прикреплением заметок к звонкам.\n- Ускорена загрузка истории.",
-            ),
-        ] {
-            let (status, release) = json_call(
-                Method::POST,
-                &format!("/api/v1/distributions/{DEMO_TYPE}/releases"),
-                json!({
-                    "version": version,
-                    "changelog": changelog,
-                    "compatibility": [
-                        {"conf": DEMO_CONF, "min_1c_version": "11.4.11.55"},
-                        {"conf": "КомплекснаяАвтоматизация", "min_1c_version": "2.5.8.191"},
-                    ],
-                    "metadata": {"extension_hash": format!("demo-hash-{version}")},
-                }),
-            )
-            .await?;
-            anyhow::ensure!(status == StatusCode::CREATED, "create release: {release}");
-            let id = release["id"].as_i64().unwrap_or_default();
-            let name = format!("DEMO_CRM_{version}.zip");
-            let zip = demo_zip(
-                &format!("DEMO_CRM_{version}.cfe"),
-                format!("demo extension {version}\n")
-                    .repeat(2000)
-                    .as_bytes(),
-            );
-            let (status, file) = call(
-                Method::PUT,
-                format!("/api/v1/releases/{id}/files/{name}"),
-                Body::from(zip),
-                "application/octet-stream",
-            )
-            .await?;
-            anyhow::ensure!(status == StatusCode::CREATED, "upload: {file}");
-            let (status, published) = json_call(
-                Method::POST,
-                &format!("/api/v1/releases/{id}/publish"),
-                Value::Null,
-            )
-            .await?;
-            anyhow::ensure!(status == StatusCode::OK, "publish: {published}");
-        }
-        let (status, license) = json_call(
-            Method::POST,
-            "/api/v1/licenses",
-            json!({
-                "key": DEMO_KEY,
-                "customer": "ООО «Демо»",
-                "itn": "7700000000",
-                "beta": false,
-                "features": [{"product": 85, "feature": 43, "active_until": null}],
-            }),
-        )
-        .await?;
-        anyhow::ensure!(status == StatusCode::CREATED, "create license: {license}");
-    }
-    recorder.flush_and_stop().await;
+    let created = write_demo_data(&db, &storage).await?;
+    let (revoked, key) = replace_demo_key(&db).await?;
 
     let data_dir = std::path::absolute(&settings.data_dir)?;
-    let data_flag = if settings.data_dir == Settings::default().data_dir {
-        String::new()
-    } else {
-        format!(" --data-dir {}", data_dir.display())
-    };
+    let defaults = Settings::default();
+    let mut flags = String::new();
+    if settings.data_dir != defaults.data_dir {
+        flags.push_str(&format!(" --data-dir {}", data_dir.display()));
+    }
+    if settings.listen != defaults.listen {
+        flags.push_str(&format!(" --listen {}", settings.listen));
+    }
+    if let Some(url) = &settings.public_url {
+        flags.push_str(&format!(" --public-url {url}"));
+    }
     let public_key = data_dir.join(crate::signing::PUBLIC_KEY_FILE);
     let body = json!({
         "INSTALLED_VERSION": "1.0.0.1",
@@ -167,13 +81,64 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         "SHOW_UNTESTED": "N",
         "COUNT_DOWNLOADS": "Y",
     });
+
     println!("Demo data is in {}.", data_dir.display());
+    println!(
+        "{}",
+        if created.distribution {
+            format!(
+                "Created the distribution {DEMO_TYPE} with releases {} and {} (published) and the license {DEMO_KEY}.",
+                RELEASES[0].0, RELEASES[1].0
+            )
+        } else if created.license {
+            format!(
+                "The distribution {DEMO_TYPE} exists already and was left as it is; created the license {DEMO_KEY} again."
+            )
+        } else {
+            format!(
+                "The distribution {DEMO_TYPE} and the license {DEMO_KEY} exist already and were left as they are."
+            )
+        }
+    );
+    if revoked > 0 {
+        println!(
+            "Revoked the demo API key of an earlier run ({revoked} key{} named {DEMO_API_KEY_NAME:?}).",
+            if revoked == 1 { "" } else { "s" }
+        );
+    }
     if let Some(password) = generated {
         println!("Created the admin user. Its password, shown only this once: {password}");
     }
-    println!(
-        "\n1. Start the server (in another terminal):\n\n   cargo run --release --bin vypusk --{data_flag} serve\n"
-    );
+    println!("Server URL: {public_url} (listen {})", settings.listen);
+
+    let step1 = match probe(&public_url, identity.signer.public_key_pem(), &body).await {
+        Probe::Serving => {
+            println!(
+                "A vypusk server on this database answers at {public_url} and already serves the demo (no restart needed)."
+            );
+            None
+        }
+        Probe::NotYet => {
+            println!(
+                "A vypusk server on this database answers at {public_url} but does not serve the demo yet; restart it if the commands below answer \"unknown distribution\"."
+            );
+            None
+        }
+        Probe::Other => {
+            println!(
+                "Something answers at {public_url}, but not a vypusk server on this database (another signing key): stop it, or give this command and `serve` another --listen."
+            );
+            Some(())
+        }
+        Probe::Nothing => Some(()),
+    };
+    if step1.is_some() {
+        println!(
+            "\n1. Start the server (in another terminal):\n\n   cargo run --release --bin vypusk --{flags} serve\n"
+        );
+    } else {
+        println!("\n1. The server runs already.\n");
+    }
     println!(
         "2. Ask for releases newer than 1.0.0.1, as a 1C extension does:\n\n   curl -s {public_url}/releases/v1/1c/getAvailableReleases -H 'Content-Type: application/json' -d '{body}'\n"
     );
@@ -185,9 +150,241 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         public_key.display()
     );
     println!(
-        "5. The vendor API, with the demo API key (admin permissions, shown only this once):\n\n   curl -s {public_url}/api/v1/distributions/{DEMO_TYPE}/releases -H 'Authorization: Bearer {key}'\n"
+        "5. The vendor API, with the demo API key (admin permissions, shown only this once; the next `vypusk demo` revokes it):\n\n   curl -s {public_url}/api/v1/distributions/{DEMO_TYPE}/releases -H 'Authorization: Bearer {key}'\n"
     );
     Ok(())
+}
+
+/// What the demo wrote this time.
+struct Created {
+    distribution: bool,
+    license: bool,
+}
+
+/// Writes the demo distribution (two published releases with a .zip each) unless it exists,
+/// and the demo license unless it exists: one transaction, recorded in the catalog change log
+/// so running servers apply it at once.
+async fn write_demo_data(db: &DatabaseConnection, storage: &Storage) -> anyhow::Result<Created> {
+    let distribution_exists = distribution::Entity::find()
+        .filter(distribution::Column::Code.eq(DEMO_TYPE))
+        .one(db)
+        .await?
+        .is_some();
+    let license_exists = license::Entity::find()
+        .filter(license::Column::Key.eq(DEMO_KEY))
+        .one(db)
+        .await?
+        .is_some();
+    let created = Created {
+        distribution: !distribution_exists,
+        license: !license_exists,
+    };
+    if distribution_exists && license_exists {
+        return Ok(created);
+    }
+    // The bytes are staged before the transaction and moved to their content keys inside
+    // it, after their blobs are claimed, as an upload through the API does.
+    let mut staged = Vec::new();
+    if created.distribution {
+        for (version, _) in RELEASES {
+            let zip = demo_zip(
+                &format!("DEMO_CRM_{version}.cfe"),
+                format!("demo extension {version}\n")
+                    .repeat(2000)
+                    .as_bytes(),
+            );
+            let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(zip))]);
+            let blob = storage
+                .stage_stream(body, u64::MAX, ExpectedDigests::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("storage: {e}"))?;
+            staged.push(blob);
+        }
+    }
+    let now = chrono::Utc::now();
+    let txn = db.begin().await?;
+    if created.distribution {
+        let dist = distribution::ActiveModel {
+            code: Set(DEMO_TYPE.to_owned()),
+            name: Set("ДемоРасширение_CRM".to_owned()),
+            description: Set("Демонстрационное расширение для 1С:Управление торговлей".to_owned()),
+            developer: Set("Demo Vendor".to_owned()),
+            label: Set("DEMO".to_owned()),
+            promo_link: Set("https://example.com/demo".to_owned()),
+            lic_product_id: Set(Some(85)),
+            lic_feature_id: Set(Some(43)),
+            published: Set(true),
+            hide_unlicensed: Set(false),
+            version_scheme: Set(VersionScheme::OneC.as_str().to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        crate::blobs::claim(&txn, staged.iter().map(|b| b.blob().sha256.clone())).await?;
+        for ((version, changelog), blob) in RELEASES.into_iter().zip(&staged) {
+            let parsed = Version::parse(VersionScheme::OneC, version)
+                .map_err(|e| anyhow::anyhow!("demo version {version}: {e}"))?;
+            let rel = release::ActiveModel {
+                distribution_id: Set(dist.id),
+                version: Set(version.to_owned()),
+                version_norm: Set(parsed.normalized()),
+                status: Set(STATUS_PUBLISHED.to_owned()),
+                published_at: Set(Some(now)),
+                prerelease: Set(parsed.is_prerelease()),
+                changelog: Set(changelog.to_owned()),
+                yank_reason: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+            for (position, (conf, min)) in [
+                (DEMO_CONF, "11.4.11.55"),
+                ("КомплекснаяАвтоматизация", "2.5.8.191"),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                compatibility::ActiveModel {
+                    release_id: Set(rel.id),
+                    position: Set(position as i32),
+                    conf: Set(conf.to_owned()),
+                    min_1c_version: Set(min.to_owned()),
+                    max_1c_version: Set(None),
+                    ..Default::default()
+                }
+                .insert(&txn)
+                .await?;
+            }
+            release_metadata::ActiveModel {
+                release_id: Set(rel.id),
+                key: Set("extension_hash".to_owned()),
+                value: Set(format!("demo-hash-{version}")),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+            let blob = blob.blob();
+            file::ActiveModel {
+                release_id: Set(rel.id),
+                name: Set(format!("DEMO_CRM_{version}.zip")),
+                size: Set(i64::try_from(blob.size).unwrap_or(i64::MAX)),
+                md5: Set(blob.md5.clone()),
+                sha256: Set(blob.sha256.clone()),
+                main: Set(true),
+                created_at: Set(now),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+        }
+        for blob in staged {
+            blob.publish()
+                .await
+                .map_err(|e| anyhow::anyhow!("storage: {e}"))?;
+        }
+        catalog_sync::record(&txn, Change::Distribution(dist.id)).await?;
+    }
+    if created.license {
+        let lic = license::ActiveModel {
+            key: Set(DEMO_KEY.to_owned()),
+            customer: Set("ООО «Демо»".to_owned()),
+            itn: Set("7700000000".to_owned()),
+            beta: Set(false),
+            revoked: Set(false),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        license_feature::ActiveModel {
+            license_id: Set(lic.id),
+            product: Set(85),
+            feature: Set(43),
+            active_until: Set(None),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        catalog_sync::record(&txn, Change::License(DEMO_KEY)).await?;
+    }
+    txn.commit().await?;
+    tracing::info!(target: "audit", actor = "cli", distribution = created.distribution,
+        license = created.license, "demo data written");
+    Ok(created)
+}
+
+/// Revokes every API key named [`DEMO_API_KEY_NAME`] and creates a new admin one: how many
+/// were revoked, and the new key.
+async fn replace_demo_key(db: &DatabaseConnection) -> anyhow::Result<(usize, String)> {
+    let old = api_key::Entity::find()
+        .filter(api_key::Column::Name.eq(DEMO_API_KEY_NAME))
+        .all(db)
+        .await?;
+    let mut revoked = 0;
+    for k in &old {
+        if api_keys::revoke_key(db, k.id).await? {
+            revoked += 1;
+        }
+    }
+    let (row, key) = api_keys::create_key(db, DEMO_API_KEY_NAME, &[Permission::Admin]).await?;
+    tracing::info!(target: "audit", actor = "cli", key_id = row.id, revoked, "demo API key replaced");
+    Ok((revoked, key))
+}
+
+enum Probe {
+    /// A server on this database answers and serves the demo.
+    Serving,
+    /// A server on this database answers but did not pick the demo up within a few seconds.
+    NotYet,
+    /// Something else answers at the URL.
+    Other,
+    /// Nothing answers.
+    Nothing,
+}
+
+/// Asks `public_url` for its signing key: the same as this database's means a server on this
+/// database (or on the same PostgreSQL). Then waits (a few seconds at most) until it serves the
+/// demo, which the catalog change feed brings it within a second.
+async fn probe(public_url: &str, public_key_pem: &str, body: &serde_json::Value) -> Probe {
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return Probe::Nothing;
+    };
+    let key = match client
+        .get(format!("{public_url}/releases/v1/signing-key"))
+        .send()
+        .await
+    {
+        Err(_) => return Probe::Nothing,
+        Ok(resp) => resp.text().await.unwrap_or_default(),
+    };
+    if key.trim() != public_key_pem.trim() {
+        return Probe::Other;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = client
+            .post(format!("{public_url}/releases/v1/1c/getAvailableReleases"))
+            .json(body)
+            .send()
+            .await;
+        if let Ok(resp) = answer
+            && resp.status().is_success()
+        {
+            return Probe::Serving;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Probe::NotYet;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A minimal .zip (stored, no compression) holding one file, so the demo download is a

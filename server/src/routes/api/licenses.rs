@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -202,23 +200,14 @@ async fn remove_import_key(
     remove(caller, state, ApiPath("import".to_owned())).await
 }
 
-/// `POST /v1/licenses/import`: the body is the CSV (see `licenses_csv`).
+/// `POST /v1/licenses/import`: the body is the CSV, raw or as a multipart file part, UTF-8 or
+/// Windows-1251 (see `licenses_csv`).
 async fn import_route(
     _: Authorized<need::Licenses>,
     State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
+    licenses_csv::CsvUpload(body): licenses_csv::CsvUpload,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large(format!("CSV larger than {IMPORT_BODY_LIMIT} bytes"))
-        } else {
-            ApiError::bad_request(e.body_text())
-        }
-    })?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::bad_request("the CSV must be UTF-8 text"))?;
-    let licenses = licenses_csv::parse(text)
-        .map_err(|errors| ApiError::bad_request(licenses_csv::error_message(&errors)))?;
+    let (licenses, _) = licenses_csv::parse_bytes(&body).map_err(ApiError::bad_request)?;
     let features: usize = licenses.iter().map(|l| l.features.len()).sum();
     let since = Utc::now();
     let imported = import(&state.db, &licenses).await?;
