@@ -28,6 +28,7 @@ pub mod ratelimit;
 pub mod readiness;
 pub mod recorder;
 pub mod routes;
+pub mod services;
 pub mod signing;
 pub mod state;
 pub mod stats;

@@ -6,13 +6,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryFilter, Set, TransactionTrait,
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use vypusk_protocol::VersionScheme;
 
-use super::common::{self, ApiPath};
+use super::common::{self, ApiPath, ListOut, nullable};
 use super::{ApiJson, ApiQuery, Page};
 use crate::auth::{Authorized, need};
 use crate::catalog::STATUS_PUBLISHED;
@@ -27,12 +26,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/distributions", get(list).post(create))
         .route(
             "/v1/distributions/{code}",
-            get(read).put(update).delete(remove),
+            get(read).put(update).patch(update).delete(remove),
         )
 }
 
-/// The editable fields of a distribution (SPEC §3). POST needs `code`; PUT replaces every
-/// editable field and takes `code` only to check it equals the URL's.
+/// The fields of a new distribution (SPEC §3), for POST.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DistributionInput {
@@ -61,6 +59,78 @@ struct DistributionInput {
 
 fn yes() -> bool {
     true
+}
+
+/// Body of `PUT` and `PATCH /v1/distributions/{code}`: only the fields given change; `null`
+/// clears `description`, `developer`, `label`, `promo_link` (to "") and the license gate
+/// (`lic_product_id` and `lic_feature_id`, both set or both null); `name`, `published`,
+/// `hide_unlicensed` and `version_scheme` cannot be null. `code` may be given only to check it
+/// equals the URL's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DistributionEdit {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    developer: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    label: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    promo_link: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    lic_product_id: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    lic_feature_id: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    published: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "nullable")]
+    hide_unlicensed: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "nullable")]
+    version_scheme: Option<Option<String>>,
+}
+
+/// A field that cannot be null: its value, the existing one when left out, or 400.
+fn required<T>(field: &str, edit: Option<Option<T>>, existing: T) -> Result<T, ApiError> {
+    match edit {
+        None => Ok(existing),
+        Some(Some(v)) => Ok(v),
+        Some(None) => Err(ApiError::bad_request(format!("{field} cannot be null"))),
+    }
+}
+
+/// A field that `null` clears: its value, `cleared` for null, the existing one when left out.
+fn clearable<T>(edit: Option<Option<T>>, existing: T, cleared: T) -> T {
+    match edit {
+        None => existing,
+        Some(v) => v.unwrap_or(cleared),
+    }
+}
+
+impl DistributionEdit {
+    /// The distribution's fields after this edit, as POST would take them.
+    fn merge(self, d: &distribution::Model) -> Result<DistributionInput, ApiError> {
+        Ok(DistributionInput {
+            code: self.code,
+            name: required("name", self.name, d.name.clone())?,
+            description: clearable(self.description, d.description.clone(), String::new()),
+            developer: clearable(self.developer, d.developer.clone(), String::new()),
+            label: clearable(self.label, d.label.clone(), String::new()),
+            promo_link: clearable(self.promo_link, d.promo_link.clone(), String::new()),
+            lic_product_id: self.lic_product_id.unwrap_or(d.lic_product_id),
+            lic_feature_id: self.lic_feature_id.unwrap_or(d.lic_feature_id),
+            published: required("published", self.published, d.published)?,
+            hide_unlicensed: required("hide_unlicensed", self.hide_unlicensed, d.hide_unlicensed)?,
+            version_scheme: match self.version_scheme {
+                None => None,
+                Some(Some(s)) => Some(s),
+                Some(None) => return Err(ApiError::bad_request("version_scheme cannot be null")),
+            },
+        })
+    }
 }
 
 struct Validated {
@@ -107,39 +177,56 @@ impl DistributionInput {
     }
 }
 
-pub fn to_json(d: &distribution::Model) -> Value {
-    json!({
-        "id": d.id,
-        "code": d.code,
-        "name": d.name,
-        "description": d.description,
-        "developer": d.developer,
-        "label": d.label,
-        "promo_link": d.promo_link,
-        "lic_product_id": d.lic_product_id,
-        "lic_feature_id": d.lic_feature_id,
-        "published": d.published,
-        "hide_unlicensed": d.hide_unlicensed,
-        "version_scheme": d.version_scheme,
-        "created_at": common::ts(d.created_at),
-        "updated_at": common::ts(d.updated_at),
-    })
+/// A distribution as every distribution route answers it.
+#[derive(Debug, Serialize)]
+pub struct DistributionOut {
+    pub id: i32,
+    pub code: String,
+    pub name: String,
+    pub description: String,
+    pub developer: String,
+    pub label: String,
+    pub promo_link: String,
+    pub lic_product_id: Option<i64>,
+    pub lic_feature_id: Option<i64>,
+    pub published: bool,
+    pub hide_unlicensed: bool,
+    pub version_scheme: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&distribution::Model> for DistributionOut {
+    fn from(d: &distribution::Model) -> Self {
+        DistributionOut {
+            id: d.id,
+            code: d.code.clone(),
+            name: d.name.clone(),
+            description: d.description.clone(),
+            developer: d.developer.clone(),
+            label: d.label.clone(),
+            promo_link: d.promo_link.clone(),
+            lic_product_id: d.lic_product_id,
+            lic_feature_id: d.lic_feature_id,
+            published: d.published,
+            hide_unlicensed: d.hide_unlicensed,
+            version_scheme: d.version_scheme.clone(),
+            created_at: common::ts(d.created_at),
+            updated_at: common::ts(d.updated_at),
+        }
+    }
 }
 
 /// The distribution with this code, or 404.
 pub async fn find(db: &DatabaseConnection, code: &str) -> Result<distribution::Model, ApiError> {
-    distribution::Entity::find()
-        .filter(distribution::Column::Code.eq(code))
-        .one(db)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("distribution {code:?} not found")))
+    crate::services::releases::find_distribution(db, code).await
 }
 
 async fn create(
     _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiJson(input): ApiJson<DistributionInput>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<DistributionOut>), ApiError> {
     let code = input
         .code
         .as_deref()
@@ -177,16 +264,18 @@ async fn create(
         .catalog
         .refresh_distribution(&state.db, row.id)
         .await?;
-    Ok((StatusCode::CREATED, Json(to_json(&row))))
+    Ok((StatusCode::CREATED, Json(DistributionOut::from(&row))))
 }
 
 async fn list(
     _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Json<Value>, ApiError> {
-    page.validate()?;
-    let (column, order) = page.order(
+) -> Result<Json<ListOut<DistributionOut>>, ApiError> {
+    let (rows, total) = common::paginate(
+        &state.db,
+        distribution::Entity::find(),
+        &page,
         &[
             ("code", distribution::Column::Code),
             ("name", distribution::Column::Name),
@@ -195,17 +284,11 @@ async fn list(
             ("updated_at", distribution::Column::UpdatedAt),
         ],
         (distribution::Column::Code, Order::Asc),
-    )?;
-    let total = distribution::Entity::find().count(&state.db).await?;
-    let rows = distribution::Entity::find()
-        .order_by(column, order)
-        .order_by_asc(distribution::Column::Id)
-        .offset(common::offset(&page))
-        .limit(page.limit)
-        .all(&state.db)
-        .await?;
-    Ok(Json(common::list(
-        rows.iter().map(to_json).collect(),
+        (distribution::Column::Id, Order::Asc),
+    )
+    .await?;
+    Ok(Json(ListOut::new(
+        rows.iter().map(DistributionOut::from).collect(),
         total,
         &page,
     )))
@@ -215,17 +298,18 @@ async fn read(
     _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(to_json(&find(&state.db, &code).await?)))
+) -> Result<Json<DistributionOut>, ApiError> {
+    Ok(Json(DistributionOut::from(&find(&state.db, &code).await?)))
 }
 
 async fn update(
     _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
-    ApiJson(input): ApiJson<DistributionInput>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(edit): ApiJson<DistributionEdit>,
+) -> Result<Json<DistributionOut>, ApiError> {
     let existing = find(&state.db, &code).await?;
+    let input = edit.merge(&existing)?;
     if let Some(body_code) = &input.code
         && body_code != &existing.code
     {
@@ -270,7 +354,7 @@ async fn update(
         .catalog
         .refresh_distribution(&state.db, row.id)
         .await?;
-    Ok(Json(to_json(&row)))
+    Ok(Json(DistributionOut::from(&row)))
 }
 
 async fn remove(
