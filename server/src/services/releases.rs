@@ -19,6 +19,7 @@ use serde::Deserialize;
 use vypusk_protocol::{FileName, Version, VersionScheme};
 use vypusk_storage::{StagedBlob, StorageError};
 
+use super::distributions::find as find_distribution;
 use crate::blobs;
 use crate::catalog::{STATUS_DRAFT, STATUS_PUBLISHED, STATUS_YANKED};
 use crate::catalog_sync::{self, Change};
@@ -343,18 +344,6 @@ pub async fn find<C: ConnectionTrait>(db: &C, id: i32) -> Result<release::Model,
         .one(db)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("release {id} not found")))
-}
-
-/// The distribution with this code, or 404.
-pub async fn find_distribution<C: ConnectionTrait>(
-    db: &C,
-    code: &str,
-) -> Result<distribution::Model, ApiError> {
-    distribution::Entity::find()
-        .filter(distribution::Column::Code.eq(code))
-        .one(db)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("distribution {code:?} not found")))
 }
 
 /// Release `id` read fresh, with everything an answer shows.
