@@ -358,10 +358,10 @@ async fn distribution_crud_and_bad_input() {
     assert_eq!(updated["name"], "CRM");
     assert_eq!(updated["hide_unlicensed"], true);
     assert_eq!(
-        updated["lic_product_id"],
-        Value::Null,
-        "PUT replaces every field"
+        updated["lic_product_id"], 10,
+        "PUT changes only the fields given"
     );
+    assert_eq!(updated["description"], "Test distribution");
     assert_eq!(updated["version_scheme"], "semver");
     let (status, body) = server
         .admin_json(
@@ -386,7 +386,7 @@ async fn distribution_crud_and_bad_input() {
     let published = server
         .create_release(
             "FREE1",
-            json!({"version": "1.0"}),
+            json!({"version": "1.0", "compatibility": [{"conf": "*", "min_1c_version": "0"}]}),
             &[("a.zip", b"aaa")],
             true,
         )
@@ -624,14 +624,6 @@ async fn release_lifecycle() {
     assert_error(status, &body, StatusCode::CONFLICT);
 
     // Yank: once; never back.
-    let (status, body) = server
-        .admin_json(
-            Method::POST,
-            &format!("/api/v1/releases/{id}/yank"),
-            Some(json!({})),
-        )
-        .await;
-    assert_error(status, &body, StatusCode::BAD_REQUEST);
     let (status, yanked) = server
         .admin_json(
             Method::POST,
@@ -1665,4 +1657,336 @@ async fn cli_api_key_license_import_and_publish() {
         ],
     );
     assert!(!ok && stderr.contains("401"), "{stderr}");
+}
+
+/// A draft of `code` with one compatibility entry (unless `compat` is false) and one file.
+async fn release_with_file(server: &TestServer, code: &str, version: &str, compat: bool) -> i64 {
+    let mut body = json!({"version": version});
+    if compat {
+        body["compatibility"] = json!([{"conf": "*", "min_1c_version": "0"}]);
+    }
+    let created = server.create_release(code, body, &[], false).await;
+    let id = created["id"].as_i64().unwrap();
+    let (status, file) = put_file(server, id, "a.zip", version.as_bytes(), &[]).await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    id
+}
+
+/// Issue 11: `POST …/publish` and `…/yank` take no body, `{}`, or their fields.
+#[tokio::test]
+async fn yank_and_publish_accept_an_empty_body() {
+    let server = TestServer::start().await;
+    server.create_distribution("EMPTY", json!({})).await;
+    // No body and no Content-Type at all (`curl -X POST`).
+    let bare = |id: i64, action: &str| {
+        send_json(server.admin(Method::POST, &format!("/api/v1/releases/{id}/{action}")))
+    };
+    let a = release_with_file(&server, "EMPTY", "1.0", true).await;
+    let (status, body) = bare(a, "publish").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "published");
+    let (status, body) = bare(a, "yank").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "yanked");
+    assert_eq!(body["yank_reason"], Value::Null);
+
+    // `{}`.
+    let b = release_with_file(&server, "EMPTY", "2.0", true).await;
+    for action in ["publish", "yank"] {
+        let (status, body) = server
+            .admin_json(
+                Method::POST,
+                &format!("/api/v1/releases/{b}/{action}"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    }
+
+    // An empty body with a Content-Type, and the reason as before.
+    let c = release_with_file(&server, "EMPTY", "3.0", true).await;
+    let (status, body) = send_json(
+        server
+            .admin(Method::POST, &format!("/api/v1/releases/{c}/publish"))
+            .header("content-type", "application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = send_json(
+        server
+            .admin(Method::POST, &format!("/api/v1/releases/{c}/yank"))
+            .header("content-type", "application/json"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let d = release_with_file(&server, "EMPTY", "4.0", true).await;
+    bare(d, "publish").await;
+    let (status, body) = server
+        .admin_json(
+            Method::POST,
+            &format!("/api/v1/releases/{d}/yank"),
+            Some(json!({"reason": "broken migration"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["yank_reason"], "broken migration");
+
+    // A body that is not JSON, or has unknown fields, is still refused.
+    let e = release_with_file(&server, "EMPTY", "5.0", true).await;
+    bare(e, "publish").await;
+    let (status, body) = send_json(
+        server
+            .admin(Method::POST, &format!("/api/v1/releases/{e}/yank"))
+            .header("content-type", "text/plain")
+            .body("because"),
+    )
+    .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    let (status, body) = server
+        .admin_json(
+            Method::POST,
+            &format!("/api/v1/releases/{e}/yank"),
+            Some(json!({"reasn": "typo"})),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+}
+
+/// Issue 11: `PUT` and `PATCH` of a release change only the fields given; `null` clears an
+/// optional field and is refused for a required one.
+#[tokio::test]
+async fn release_edits_change_only_the_fields_given() {
+    let server = TestServer::start().await;
+    server.create_distribution("EDIT", json!({})).await;
+    let created = server
+        .create_release(
+            "EDIT",
+            json!({
+                "version": "1.0",
+                "changelog": "* Исправлено",
+                "prerelease": true,
+                "compatibility": [{"conf": "УТ", "min_1c_version": "11.4"}],
+                "metadata": {"extension_hash": "abc"}
+            }),
+            &[],
+            false,
+        )
+        .await;
+    let id = created["id"].as_i64().unwrap();
+    let url = format!("/api/v1/releases/{id}");
+    let (status, patched) = server
+        .admin_json(Method::PATCH, &url, Some(json!({"changelog": "* Новое"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["changelog"], "* Новое");
+    for field in ["version", "prerelease", "compatibility", "metadata"] {
+        assert_eq!(patched[field], created[field], "{field} stays");
+    }
+    // null clears the optional fields.
+    let (status, patched) = server
+        .admin_json(
+            Method::PATCH,
+            &url,
+            Some(json!({"metadata": null, "changelog": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["metadata"], json!({}));
+    assert_eq!(patched["changelog"], "");
+    assert_eq!(patched["compatibility"], created["compatibility"]);
+    // PUT follows the same rule.
+    let (status, put) = server
+        .admin_json(Method::PUT, &url, Some(json!({"prerelease": false})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    assert_eq!(put["prerelease"], false);
+    assert_eq!(put["compatibility"], created["compatibility"]);
+    assert_eq!(put["version"], "1.0");
+    let (status, put) = server
+        .admin_json(Method::PUT, &url, Some(json!({"compatibility": null})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    assert_eq!(put["compatibility"], json!([]), "a draft may have none");
+    // Required fields cannot be null.
+    for body in [json!({"version": null}), json!({"prerelease": null})] {
+        for method in [Method::PUT, Method::PATCH] {
+            let (status, err) = server.admin_json(method, &url, Some(body.clone())).await;
+            let msg = assert_error(status, &err, StatusCode::BAD_REQUEST);
+            assert!(msg.contains("cannot be null"), "{msg}");
+        }
+    }
+    let (_, after) = server.admin_json(Method::GET, &url, None).await;
+    assert_eq!(after["version"], "1.0");
+}
+
+/// Issue 11: the same rule for distributions (PUT used to replace every field, so a PUT of
+/// the label removed the license gate).
+#[tokio::test]
+async fn distribution_edits_change_only_the_fields_given() {
+    let server = TestServer::start().await;
+    let created = server
+        .create_distribution(
+            "DEDIT",
+            json!({"lic_product_id": 85, "lic_feature_id": 43, "hide_unlicensed": true}),
+        )
+        .await;
+    let url = "/api/v1/distributions/DEDIT";
+    for (method, label) in [(Method::PATCH, "MIKO"), (Method::PUT, "MIKO 2")] {
+        let (status, edited) = server
+            .admin_json(method, url, Some(json!({"label": label})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{edited}");
+        assert_eq!(edited["label"], label);
+        for field in [
+            "name",
+            "description",
+            "developer",
+            "promo_link",
+            "lic_product_id",
+            "lic_feature_id",
+            "published",
+            "hide_unlicensed",
+            "version_scheme",
+        ] {
+            assert_eq!(edited[field], created[field], "{field} stays");
+        }
+    }
+    // null clears optional fields: texts to "", the license gate to free.
+    let (status, edited) = server
+        .admin_json(
+            Method::PATCH,
+            url,
+            Some(json!({"description": null, "lic_product_id": null, "lic_feature_id": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{edited}");
+    assert_eq!(edited["description"], "");
+    assert_eq!(edited["lic_product_id"], Value::Null);
+    assert_eq!(edited["lic_feature_id"], Value::Null);
+    assert_eq!(edited["label"], "MIKO 2");
+    // Half a gate is still refused; required fields cannot be null.
+    for body in [
+        json!({"lic_product_id": 1}),
+        json!({"name": null}),
+        json!({"published": null}),
+        json!({"version_scheme": null}),
+    ] {
+        let (status, err) = server
+            .admin_json(Method::PATCH, url, Some(body.clone()))
+            .await;
+        assert_error(status, &err, StatusCode::BAD_REQUEST);
+    }
+    let (_, after) = server.admin_json(Method::GET, url, None).await;
+    assert_eq!(after["name"], created["name"]);
+}
+
+/// Issue 11: a release without compatibility entries is invisible to every client, so it
+/// cannot be published, and a published release's list cannot become empty.
+#[tokio::test]
+async fn publishing_needs_a_compatibility_entry() {
+    let server = TestServer::start().await;
+    server.create_distribution("GUARD", json!({})).await;
+    let id = release_with_file(&server, "GUARD", "2.1.0.8", false).await;
+    let url = format!("/api/v1/releases/{id}");
+    let (status, body) = server
+        .admin_json(Method::POST, &format!("{url}/publish"), None)
+        .await;
+    let msg = assert_error(status, &body, StatusCode::CONFLICT);
+    assert!(
+        msg.contains(r#"{"conf": "*", "min_1c_version": "0"}"#),
+        "the message names the fix: {msg}"
+    );
+    let (_, release) = server.admin_json(Method::GET, &url, None).await;
+    assert_eq!(release["status"], "draft");
+    assert_eq!(release["published_at"], Value::Null);
+
+    let (status, body) = server
+        .admin_json(
+            Method::PATCH,
+            &url,
+            Some(json!({"compatibility": [{"conf": "*", "min_1c_version": "0"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server
+        .admin_json(Method::POST, &format!("{url}/publish"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Emptying the list of the published release: refused either way, nothing changes.
+    for body in [json!({"compatibility": []}), json!({"compatibility": null})] {
+        for method in [Method::PATCH, Method::PUT] {
+            let (status, err) = server.admin_json(method, &url, Some(body.clone())).await;
+            let msg = assert_error(status, &err, StatusCode::CONFLICT);
+            assert!(msg.contains(r#""conf": "*""#), "{msg}");
+        }
+    }
+    let (_, release) = server.admin_json(Method::GET, &url, None).await;
+    assert_eq!(
+        release["compatibility"],
+        json!([{"conf": "*", "min_1c_version": "0"}])
+    );
+    // Replacing the list with another non-empty one stays allowed.
+    let (status, body) = server
+        .admin_json(
+            Method::PATCH,
+            &url,
+            Some(json!({"compatibility": [{"conf": "УТ", "min_1c_version": "11.4"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Issue 11: `vypusk publish --publish` without `--compat` stops before uploading anything
+/// and leaves no draft behind; with a reused draft that has entries it goes on.
+#[tokio::test]
+async fn cli_publish_without_compatibility_is_refused_before_uploading() {
+    let server = TestServer::start().await;
+    server.create_distribution("ACME_SALES", json!({})).await;
+    let (_, key) = server.create_api_key(&["publish"]).await;
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("sales.cfe");
+    std::fs::write(&file, b"sales bytes").unwrap();
+    let run = |extra: &[&str]| {
+        let out = std::process::Command::new(vypusk_bin())
+            .args(["publish", "--type", "ACME_SALES", "--version", "2.1.0.8"])
+            .args(extra)
+            .arg(&file)
+            .env("VYPUSK_SERVER", &server.base)
+            .env("VYPUSK_API_KEY", &key)
+            .env("VYPUSK_LOG", "warn")
+            .output()
+            .expect("run vypusk publish");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stderr) = run(&["--publish"]);
+    assert!(!ok, "{stderr}");
+    assert!(
+        stderr.contains("--compat '*>=0'") && stderr.contains(r#""conf": "*""#),
+        "{stderr}"
+    );
+    let (_, list) = server
+        .admin_json(
+            Method::GET,
+            "/api/v1/distributions/ACME_SALES/releases",
+            None,
+        )
+        .await;
+    assert_eq!(list["total"], 0, "no draft left behind: {list}");
+    assert!(blobs(&server).is_empty(), "nothing uploaded");
+
+    // With --compat it publishes.
+    let (ok, stderr) = run(&["--publish", "--compat", "*>=0"]);
+    assert!(ok, "{stderr}");
+    let (_, list) = server
+        .admin_json(
+            Method::GET,
+            "/api/v1/distributions/ACME_SALES/releases",
+            None,
+        )
+        .await;
+    assert_eq!(list["items"][0]["status"], "published", "{list}");
 }

@@ -52,13 +52,17 @@ pub struct PublishArgs {
     /// Name of the main file (the one `download_link` points to); default the first uploaded.
     #[arg(long, value_name = "NAME")]
     pub main: Option<String>,
-    /// Publish the release after uploading.
+    /// Publish the release after uploading. Needs a compatibility entry (`--compat`, or one the
+    /// reused draft already has); without one nothing is created or uploaded.
     #[arg(long)]
     pub publish: bool,
     /// No progress bars (they are also off when stderr is not a terminal).
     #[arg(long)]
     pub quiet: bool,
 }
+
+/// Why `--publish` without `--compat` is refused when the release has no entries yet.
+pub const NO_COMPAT: &str = "--publish: the release has no compatibility entries, so no client would ever see it; nothing was uploaded. Add a compatibility entry, e.g. --compat '*>=0' (that is {\"conf\": \"*\", \"min_1c_version\": \"0\"}, any configuration) or --compat 'УправлениеТорговлей>=11.4', so clients can see it";
 
 /// `CONF>=MIN` or `CONF>=MIN<=MAX` → a compatibility entry as the API takes it.
 pub fn parse_compat(text: &str) -> anyhow::Result<Value> {
@@ -206,7 +210,18 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
             .query(&[("version", args.version.as_str())]),
         )
         .await?;
-    let release = match found["items"].as_array().and_then(|a| a.first()) {
+    let existing = found["items"].as_array().and_then(|a| a.first());
+    // Publishing needs a compatibility entry (the server refuses otherwise): say so before
+    // creating a draft or uploading anything.
+    if args.publish
+        && compat.is_empty()
+        && existing.is_none_or(|r| {
+            r["status"] == "draft" && r["compatibility"].as_array().is_none_or(Vec::is_empty)
+        })
+    {
+        bail!("{}", NO_COMPAT);
+    }
+    let release = match existing {
         Some(existing) => {
             let status = existing["status"].as_str().unwrap_or("");
             if status != "draft" {

@@ -1,12 +1,18 @@
 //! Helpers shared by the vendor API's handlers: path extraction in the API's error shape,
-//! list answers and timestamps.
+//! list answers and paging, child rows, `null` in edits, and timestamps.
+
+use std::collections::HashMap;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::DbErr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select,
+};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 use super::Page;
@@ -43,6 +49,92 @@ pub fn list(items: Vec<Value>, total: u64, page: &Page) -> Value {
         "offset": page.offset,
         "limit": page.limit,
     })
+}
+
+/// A typed list answer: `{"items": [...], "total": N, "offset": o, "limit": l}`.
+#[derive(Debug, Serialize)]
+pub struct ListOut<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+impl<T> ListOut<T> {
+    pub fn new(items: Vec<T>, total: u64, page: &Page) -> Self {
+        ListOut {
+            items,
+            total,
+            offset: page.offset,
+            limit: page.limit,
+        }
+    }
+}
+
+/// One page of `query` and the total it matches: sorted by `page.sort` (one of `columns`,
+/// `-` for descending) or `default`, then by `tiebreak` so pages never overlap.
+pub async fn paginate<E, C>(
+    db: &C,
+    query: Select<E>,
+    page: &Page,
+    columns: &[(&str, E::Column)],
+    default: (E::Column, Order),
+    tiebreak: (E::Column, Order),
+) -> Result<(Vec<E::Model>, u64), ApiError>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult + Send + Sync,
+    C: ConnectionTrait,
+{
+    page.validate()?;
+    let (column, order) = page.order(columns, default)?;
+    let total = query.clone().count(db).await?;
+    let rows = query
+        .order_by(column, order)
+        .order_by(tiebreak.0, tiebreak.1)
+        .offset(offset(page))
+        .limit(page.limit)
+        .all(db)
+        .await?;
+    Ok((rows, total))
+}
+
+/// The rows of child entity `E` whose `parent_column` is one of `ids`, ordered by `order`,
+/// grouped by parent id (`parent` reads it from a row). Queries in chunks of 500 ids.
+pub async fn children_of<E, C>(
+    db: &C,
+    parent_column: E::Column,
+    ids: &[i32],
+    order: E::Column,
+    parent: impl Fn(&E::Model) -> i32,
+) -> Result<HashMap<i32, Vec<E::Model>>, ApiError>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult + Send + Sync,
+    C: ConnectionTrait,
+{
+    let mut out: HashMap<i32, Vec<E::Model>> = HashMap::new();
+    for chunk in ids.chunks(500) {
+        for row in E::find()
+            .filter(parent_column.is_in(chunk.to_vec()))
+            .order_by_asc(order)
+            .all(db)
+            .await?
+        {
+            out.entry(parent(&row)).or_default().push(row);
+        }
+    }
+    Ok(out)
+}
+
+/// For `Option<Option<T>>` fields of edits (with `#[serde(default)]`): a field left out is
+/// `None`, a field sent as `null` is `Some(None)`, a value is `Some(Some(v))`.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// RFC 3339 with seconds, `Z` for UTC.

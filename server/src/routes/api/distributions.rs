@@ -1,211 +1,88 @@
-//! `/api/v1/distributions`: create, list, read, update, delete (SPEC §5).
+//! `/api/v1/distributions`: create, list, read, update, delete (SPEC §5). The rules and
+//! transactions are in [`crate::services::distributions`].
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
-};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use vypusk_protocol::VersionScheme;
+use serde::Serialize;
 
-use super::common::{self, ApiPath};
+use super::common::{self, ApiPath, ListOut};
 use super::{ApiJson, ApiQuery, Page};
 use crate::auth::{Authorized, need};
-use crate::catalog::STATUS_PUBLISHED;
-use crate::catalog_sync::{self, Change};
-use crate::domain::DistributionCode;
-use crate::entities::{compatibility, distribution, file, release, release_metadata};
+use crate::entities::distribution;
 use crate::error::ApiError;
+use crate::services::distributions::{self as service, DistributionEdit, NewDistribution};
 use crate::state::AppState;
+
+pub use crate::services::distributions::find;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/distributions", get(list).post(create))
         .route(
             "/v1/distributions/{code}",
-            get(read).put(update).delete(remove),
+            get(read).put(update).patch(update).delete(remove),
         )
 }
 
-/// The editable fields of a distribution (SPEC §3). POST needs `code`; PUT replaces every
-/// editable field and takes `code` only to check it equals the URL's.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DistributionInput {
-    #[serde(default)]
-    code: Option<String>,
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    developer: String,
-    #[serde(default)]
-    label: String,
-    #[serde(default)]
-    promo_link: String,
-    #[serde(default)]
-    lic_product_id: Option<i64>,
-    #[serde(default)]
-    lic_feature_id: Option<i64>,
-    #[serde(default = "yes")]
-    published: bool,
-    #[serde(default)]
-    hide_unlicensed: bool,
-    #[serde(default)]
-    version_scheme: Option<String>,
+/// A distribution as every distribution route answers it.
+#[derive(Debug, Serialize)]
+pub struct DistributionOut {
+    pub id: i32,
+    pub code: String,
+    pub name: String,
+    pub description: String,
+    pub developer: String,
+    pub label: String,
+    pub promo_link: String,
+    pub lic_product_id: Option<i64>,
+    pub lic_feature_id: Option<i64>,
+    pub published: bool,
+    pub hide_unlicensed: bool,
+    pub version_scheme: String,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
-fn yes() -> bool {
-    true
-}
-
-struct Validated {
-    name: String,
-    description: String,
-    developer: String,
-    label: String,
-    promo_link: String,
-    gate: (Option<i64>, Option<i64>),
-    published: bool,
-    hide_unlicensed: bool,
-    scheme: Option<VersionScheme>,
-}
-
-impl DistributionInput {
-    fn validate(self) -> Result<Validated, ApiError> {
-        let gate = match (self.lic_product_id, self.lic_feature_id) {
-            (Some(p), Some(f)) => (Some(p), Some(f)),
-            (None, None) => (None, None),
-            _ => {
-                return Err(ApiError::bad_request(
-                    "lic_product_id and lic_feature_id must be both set (licensed) or both null (free)",
-                ));
-            }
-        };
-        let scheme = match self.version_scheme.as_deref() {
-            None => None,
-            Some(s) => Some(
-                s.parse::<VersionScheme>()
-                    .map_err(|e| ApiError::bad_request(format!("version_scheme: {e}")))?,
-            ),
-        };
-        Ok(Validated {
-            name: common::required_text("name", &self.name, 255)?,
-            description: common::limited_text("description", &self.description, 100_000)?,
-            developer: common::limited_text("developer", self.developer.trim(), 255)?,
-            label: common::limited_text("label", self.label.trim(), 255)?,
-            promo_link: common::limited_text("promo_link", self.promo_link.trim(), 2048)?,
-            gate,
-            published: self.published,
-            hide_unlicensed: self.hide_unlicensed,
-            scheme,
-        })
+impl From<&distribution::Model> for DistributionOut {
+    fn from(d: &distribution::Model) -> Self {
+        DistributionOut {
+            id: d.id,
+            code: d.code.clone(),
+            name: d.name.clone(),
+            description: d.description.clone(),
+            developer: d.developer.clone(),
+            label: d.label.clone(),
+            promo_link: d.promo_link.clone(),
+            lic_product_id: d.lic_product_id,
+            lic_feature_id: d.lic_feature_id,
+            published: d.published,
+            hide_unlicensed: d.hide_unlicensed,
+            version_scheme: d.version_scheme.clone(),
+            created_at: common::ts(d.created_at),
+            updated_at: common::ts(d.updated_at),
+        }
     }
-}
-
-pub fn to_json(d: &distribution::Model) -> Value {
-    json!({
-        "id": d.id,
-        "code": d.code,
-        "name": d.name,
-        "description": d.description,
-        "developer": d.developer,
-        "label": d.label,
-        "promo_link": d.promo_link,
-        "lic_product_id": d.lic_product_id,
-        "lic_feature_id": d.lic_feature_id,
-        "published": d.published,
-        "hide_unlicensed": d.hide_unlicensed,
-        "version_scheme": d.version_scheme,
-        "created_at": common::ts(d.created_at),
-        "updated_at": common::ts(d.updated_at),
-    })
-}
-
-/// The distribution with this code, or 404.
-pub async fn find(db: &DatabaseConnection, code: &str) -> Result<distribution::Model, ApiError> {
-    distribution::Entity::find()
-        .filter(distribution::Column::Code.eq(code))
-        .one(db)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("distribution {code:?} not found")))
 }
 
 async fn create(
     _: Authorized<need::Publish>,
     State(state): State<AppState>,
-    ApiJson(input): ApiJson<DistributionInput>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let code = input
-        .code
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("code is required"))?;
-    let code = DistributionCode::parse(code).map_err(ApiError::bad_request)?;
-    let v = input.validate()?;
-    let now = chrono::Utc::now();
-    let txn = state.db.begin().await?;
-    let row = distribution::ActiveModel {
-        code: Set(code.as_str().to_owned()),
-        name: Set(v.name),
-        description: Set(v.description),
-        developer: Set(v.developer),
-        label: Set(v.label),
-        promo_link: Set(v.promo_link),
-        lic_product_id: Set(v.gate.0),
-        lic_feature_id: Set(v.gate.1),
-        published: Set(v.published),
-        hide_unlicensed: Set(v.hide_unlicensed),
-        version_scheme: Set(v.scheme.unwrap_or_default().as_str().to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await
-    .map_err(|e| {
-        common::conflict_on_unique(e, || {
-            format!("distribution {:?} already exists", code.as_str())
-        })
-    })?;
-    catalog_sync::record(&txn, Change::Distribution(row.id)).await?;
-    txn.commit().await?;
-    state
-        .catalog
-        .refresh_distribution(&state.db, row.id)
-        .await?;
-    Ok((StatusCode::CREATED, Json(to_json(&row))))
+    ApiJson(input): ApiJson<NewDistribution>,
+) -> Result<(StatusCode, Json<DistributionOut>), ApiError> {
+    let row = service::create(&state, input).await?;
+    Ok((StatusCode::CREATED, Json(DistributionOut::from(&row))))
 }
 
 async fn list(
     _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<Page>,
-) -> Result<Json<Value>, ApiError> {
-    page.validate()?;
-    let (column, order) = page.order(
-        &[
-            ("code", distribution::Column::Code),
-            ("name", distribution::Column::Name),
-            ("id", distribution::Column::Id),
-            ("created_at", distribution::Column::CreatedAt),
-            ("updated_at", distribution::Column::UpdatedAt),
-        ],
-        (distribution::Column::Code, Order::Asc),
-    )?;
-    let total = distribution::Entity::find().count(&state.db).await?;
-    let rows = distribution::Entity::find()
-        .order_by(column, order)
-        .order_by_asc(distribution::Column::Id)
-        .offset(common::offset(&page))
-        .limit(page.limit)
-        .all(&state.db)
-        .await?;
-    Ok(Json(common::list(
-        rows.iter().map(to_json).collect(),
+) -> Result<Json<ListOut<DistributionOut>>, ApiError> {
+    let (rows, total) = service::list(&state.db, &page).await?;
+    Ok(Json(ListOut::new(
+        rows.iter().map(DistributionOut::from).collect(),
         total,
         &page,
     )))
@@ -215,62 +92,19 @@ async fn read(
     _: Authorized<need::Read>,
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(to_json(&find(&state.db, &code).await?)))
+) -> Result<Json<DistributionOut>, ApiError> {
+    Ok(Json(DistributionOut::from(&find(&state.db, &code).await?)))
 }
 
+/// `PUT` and `PATCH`: only the fields given change; `null` clears an optional field.
 async fn update(
     _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
-    ApiJson(input): ApiJson<DistributionInput>,
-) -> Result<Json<Value>, ApiError> {
-    let existing = find(&state.db, &code).await?;
-    if let Some(body_code) = &input.code
-        && body_code != &existing.code
-    {
-        return Err(ApiError::bad_request(format!(
-            "code {body_code:?} in the body differs from {:?} in the URL; a code cannot change",
-            existing.code
-        )));
-    }
-    let v = input.validate()?;
-    let txn = state.db.begin().await?;
-    if let Some(scheme) = v.scheme
-        && scheme.as_str() != existing.version_scheme
-    {
-        let releases = release::Entity::find()
-            .filter(release::Column::DistributionId.eq(existing.id))
-            .count(&txn)
-            .await?;
-        if releases > 0 {
-            return Err(ApiError::conflict(
-                "version_scheme can change only while the distribution has no releases",
-            ));
-        }
-    }
-    let mut row: distribution::ActiveModel = existing.clone().into();
-    row.name = Set(v.name);
-    row.description = Set(v.description);
-    row.developer = Set(v.developer);
-    row.label = Set(v.label);
-    row.promo_link = Set(v.promo_link);
-    row.lic_product_id = Set(v.gate.0);
-    row.lic_feature_id = Set(v.gate.1);
-    row.published = Set(v.published);
-    row.hide_unlicensed = Set(v.hide_unlicensed);
-    if let Some(scheme) = v.scheme {
-        row.version_scheme = Set(scheme.as_str().to_owned());
-    }
-    row.updated_at = Set(chrono::Utc::now());
-    let row = row.update(&txn).await?;
-    catalog_sync::record(&txn, Change::Distribution(row.id)).await?;
-    txn.commit().await?;
-    state
-        .catalog
-        .refresh_distribution(&state.db, row.id)
-        .await?;
-    Ok(Json(to_json(&row)))
+    ApiJson(edit): ApiJson<DistributionEdit>,
+) -> Result<Json<DistributionOut>, ApiError> {
+    let row = service::edit(&state, &code, edit).await?;
+    Ok(Json(DistributionOut::from(&row)))
 }
 
 async fn remove(
@@ -278,52 +112,6 @@ async fn remove(
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let existing = find(&state.db, &code).await?;
-    let txn = state.db.begin().await?;
-    let releases = release::Entity::find()
-        .filter(release::Column::DistributionId.eq(existing.id))
-        .all(&txn)
-        .await?;
-    if releases.iter().any(|r| r.status == STATUS_PUBLISHED) {
-        return Err(ApiError::conflict(format!(
-            "distribution {:?} has published releases; yank them first",
-            existing.code
-        )));
-    }
-    let ids: Vec<i32> = releases.iter().map(|r| r.id).collect();
-    let mut sha256s = Vec::new();
-    for chunk in ids.chunks(500) {
-        let files = file::Entity::find()
-            .filter(file::Column::ReleaseId.is_in(chunk.to_vec()))
-            .all(&txn)
-            .await?;
-        sha256s.extend(files.into_iter().map(|f| f.sha256));
-        file::Entity::delete_many()
-            .filter(file::Column::ReleaseId.is_in(chunk.to_vec()))
-            .exec(&txn)
-            .await?;
-        compatibility::Entity::delete_many()
-            .filter(compatibility::Column::ReleaseId.is_in(chunk.to_vec()))
-            .exec(&txn)
-            .await?;
-        release_metadata::Entity::delete_many()
-            .filter(release_metadata::Column::ReleaseId.is_in(chunk.to_vec()))
-            .exec(&txn)
-            .await?;
-    }
-    release::Entity::delete_many()
-        .filter(release::Column::DistributionId.eq(existing.id))
-        .exec(&txn)
-        .await?;
-    distribution::Entity::delete_by_id(existing.id)
-        .exec(&txn)
-        .await?;
-    crate::blobs::release(&txn, &sha256s, chrono::Utc::now()).await?;
-    catalog_sync::record(&txn, Change::Distribution(existing.id)).await?;
-    txn.commit().await?;
-    state
-        .catalog
-        .refresh_distribution(&state.db, existing.id)
-        .await?;
+    service::delete(&state, &code).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -119,6 +119,44 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// Like [`ApiJson`], but an empty body (no bytes, or only whitespace) is `T::default()`, with
+/// or without a `Content-Type`: for actions such as yank and publish whose fields are all
+/// optional, so `curl -X POST …/yank` works.
+pub struct ApiJsonOrEmpty<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for ApiJsonOrEmpty<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = is_json_content_type(req.headers());
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large(format!(
+                        "request body larger than {} bytes",
+                        super::JSON_BODY_LIMIT
+                    ))
+                } else {
+                    ApiError::bad_request(e.body_text())
+                }
+            })?;
+        let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ApiJsonOrEmpty(T::default()));
+        }
+        if !json {
+            return Err(ApiError::bad_request(
+                "expected Content-Type: application/json (or no body)",
+            ));
+        }
+        match Json::<T>::from_bytes(body) {
+            Ok(Json(value)) => Ok(ApiJsonOrEmpty(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
 /// `application/json` or any `application/*+json`, parameters (charset) allowed.
 fn is_json_content_type(headers: &axum::http::HeaderMap) -> bool {
     let Some(value) = headers
