@@ -302,7 +302,7 @@ mod tests {
             revoked: false,
             features: Vec::new(),
         };
-        crate::routes::api::licenses::import(&db, &[data("NEW-1"), data("NEW-2")])
+        crate::services::licenses::import(&db, &[data("NEW-1"), data("NEW-2")])
             .await
             .unwrap();
         catch_up(&db, &catalog).await.unwrap();

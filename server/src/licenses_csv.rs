@@ -133,7 +133,7 @@ impl<S: Send + Sync> FromRequest<S> for CsvUpload {
 fn too_large() -> ApiError {
     ApiError::too_large(format!(
         "CSV larger than {} bytes",
-        crate::routes::api::licenses::IMPORT_BODY_LIMIT
+        crate::services::licenses::IMPORT_BODY_LIMIT
     ))
 }
 

@@ -10,7 +10,7 @@ use vypusk_storage::{ExpectedDigests, StagedBlob, StorageError};
 use super::*;
 use crate::catalog::STATUS_DRAFT;
 use crate::entities::{distribution, release};
-use crate::routes::api::releases::{record_files, remove_file};
+use crate::services::releases::{record_files, remove_file};
 
 const GRACE: Duration = Duration::from_secs(3600);
 

@@ -1,14 +1,13 @@
 //! `vypusk api-key …` and `vypusk license …`: administration on the data directory directly.
 
 use anyhow::Context;
+use axum::http::StatusCode;
 use clap::Subcommand;
-use sea_orm::{EntityTrait, QueryOrder};
 
 use crate::auth::Permission;
 use crate::config::Settings;
-use crate::entities::api_key;
 use crate::licenses_csv;
-use crate::routes::api::{api_keys, licenses};
+use crate::services::{api_keys, licenses};
 
 #[derive(Debug, Subcommand)]
 pub enum ApiKeyCommand {
@@ -68,20 +67,23 @@ pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Res
             let name = name.trim();
             anyhow::ensure!(!name.is_empty(), "--name must not be empty");
             let permissions = parse_permissions(&permissions)?;
-            let (row, key) = api_keys::create_key(&db, name, &permissions).await?;
+            let input = api_keys::NewApiKey {
+                name: name.to_owned(),
+                permissions,
+            };
+            let created = api_keys::create(&db, input).await.map_err(api_error)?;
+            let row = &created.view;
+            let joined = Permission::join(&row.permissions);
             tracing::info!(target: "audit", actor = "cli", id = row.id, name = %crate::error::quote(&row.name),
-                permissions = %row.permissions, "API key created");
+                permissions = %joined, "API key created");
             println!(
-                "Created API key {} ({:?}, permissions: {}). The key, shown only this once:",
-                row.id, row.name, row.permissions
+                "Created API key {} ({:?}, permissions: {joined}). The key, shown only this once:",
+                row.id, row.name
             );
-            println!("{key}");
+            println!("{}", created.key);
         }
         ApiKeyCommand::List => {
-            let rows = api_key::Entity::find()
-                .order_by_asc(api_key::Column::Id)
-                .all(&db)
-                .await?;
+            let rows = api_keys::all(&db).await.map_err(api_error)?;
             if rows.is_empty() {
                 println!("no API keys");
             } else {
@@ -94,18 +96,22 @@ pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Res
                         "{:>5}  {:<14} {:<28} {:<21} {}",
                         k.id,
                         format!("{}…", k.prefix),
-                        k.permissions,
-                        k.created_at.format("%Y-%m-%d %H:%M:%SZ"),
+                        Permission::join(&k.permissions),
+                        // RFC 3339 with a space, as this list always showed it.
+                        k.created_at.replacen('T', " ", 1),
                         k.name
                     );
                 }
             }
         }
         ApiKeyCommand::Revoke { id } => {
-            anyhow::ensure!(
-                api_keys::revoke_key(&db, id).await?,
-                "no API key with id {id}"
-            );
+            match api_keys::revoke(&db, id).await {
+                Ok(()) => {}
+                Err(e) if e.status == StatusCode::NOT_FOUND => {
+                    anyhow::bail!("no API key with id {id}")
+                }
+                Err(e) => return Err(api_error(e)),
+            }
             tracing::info!(target: "audit", actor = "cli", id, "API key revoked");
             println!("revoked API key {id}");
         }
@@ -113,22 +119,20 @@ pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Res
     Ok(())
 }
 
-/// `read,publish` → permissions; unknown names are an error, not silently dropped.
+fn api_error(e: crate::error::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{}", e.message)
+}
+
+/// `read,publish` → permissions (`services::api_keys::parse_permissions`), the messages
+/// naming the option.
 pub fn parse_permissions(list: &str) -> anyhow::Result<Vec<Permission>> {
-    let mut out = Vec::new();
-    for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let p = Permission::parse(p).with_context(|| {
-            format!("unknown permission {p:?} (use read, publish, licenses, admin)")
-        })?;
-        if !out.contains(&p) {
-            out.push(p);
+    api_keys::parse_permissions(list).map_err(|e| {
+        if e.message == api_keys::NO_PERMISSIONS {
+            anyhow::anyhow!("--{}", e.message)
+        } else {
+            anyhow::anyhow!("{}", e.message)
         }
-    }
-    anyhow::ensure!(
-        !out.is_empty(),
-        "--permissions must list at least one of read, publish, licenses, admin"
-    );
-    Ok(out)
+    })
 }
 
 pub async fn license(settings: &Settings, command: LicenseCommand) -> anyhow::Result<()> {

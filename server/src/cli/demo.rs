@@ -26,9 +26,9 @@ use crate::catalog::STATUS_PUBLISHED;
 use crate::catalog_sync::{self, Change};
 use crate::config::Settings;
 use crate::entities::{
-    api_key, compatibility, distribution, file, license, license_feature, release, release_metadata,
+    compatibility, distribution, file, license, license_feature, release, release_metadata,
 };
-use crate::routes::api::api_keys;
+use crate::services::api_keys;
 
 pub const DEMO_TYPE: &str = "DEMO_CRM";
 pub const DEMO_KEY: &str = "DEMO-0000-0000-0001";
@@ -318,22 +318,20 @@ async fn write_demo_data(db: &DatabaseConnection, storage: &Storage) -> anyhow::
     Ok(created)
 }
 
-/// Revokes every API key named [`DEMO_API_KEY_NAME`] and creates a new admin one: how many
-/// were revoked, and the new key.
+/// Revokes every API key named [`DEMO_API_KEY_NAME`] and creates a new admin one
+/// (`services::api_keys`): how many were revoked, and the new key.
 async fn replace_demo_key(db: &DatabaseConnection) -> anyhow::Result<(usize, String)> {
-    let old = api_key::Entity::find()
-        .filter(api_key::Column::Name.eq(DEMO_API_KEY_NAME))
-        .all(db)
-        .await?;
-    let mut revoked = 0;
-    for k in &old {
-        if api_keys::revoke_key(db, k.id).await? {
-            revoked += 1;
-        }
-    }
-    let (row, key) = api_keys::create_key(db, DEMO_API_KEY_NAME, &[Permission::Admin]).await?;
-    tracing::info!(target: "audit", actor = "cli", key_id = row.id, revoked, "demo API key replaced");
-    Ok((revoked, key))
+    let failed = |e: crate::error::ApiError| anyhow::anyhow!("demo API key: {}", e.message);
+    let revoked = api_keys::revoke_named(db, DEMO_API_KEY_NAME)
+        .await
+        .map_err(failed)?;
+    let input = api_keys::NewApiKey {
+        name: DEMO_API_KEY_NAME.to_owned(),
+        permissions: vec![Permission::Admin],
+    };
+    let created = api_keys::create(db, input).await.map_err(failed)?;
+    tracing::info!(target: "audit", actor = "cli", key_id = created.view.id, revoked, "demo API key replaced");
+    Ok((revoked, created.key))
 }
 
 enum Probe {

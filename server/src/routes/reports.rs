@@ -25,11 +25,12 @@ use crate::auth::{
     need,
 };
 use crate::client_addr::{ClientAddr, ForwardedHttps};
-use crate::entities::{api_key, distribution};
+use crate::entities::distribution;
 use crate::error::ApiError;
 use crate::routes::api::stats::{
     StatsParams, downloads_report, installed_base_report, render, upgrade_paths_report,
 };
+use crate::services::api_keys;
 use crate::state::AppState;
 use crate::stats::chart::{self, group_digits, human_bytes};
 use crate::stats::query::{self, Cell, Table};
@@ -192,10 +193,10 @@ async fn session_caller(state: &AppState, who: &str) -> Option<Caller> {
     let id = who
         .strip_prefix("key")
         .and_then(|id| id.parse::<i32>().ok())?;
-    match api_key::Entity::find_by_id(id).one(&state.db).await {
-        Ok(Some(row)) => Some(Caller::ApiKey {
+    match api_keys::find(&state.db, id).await {
+        Ok(Some(key)) => Some(Caller::ApiKey {
             id,
-            permissions: Permission::parse_list(&row.permissions),
+            permissions: key.permissions,
         })
         .filter(|c| c.has(Permission::Read)),
         _ => None,

@@ -14,8 +14,8 @@ use crate::catalog_sync::{self, Change};
 use crate::domain::DistributionCode;
 use crate::entities::{compatibility, distribution, file, release, release_metadata};
 use crate::error::ApiError;
-use crate::routes::api::Page;
-use crate::routes::api::common::{self, nullable};
+
+use super::common::{self, Page, nullable};
 use crate::state::AppState;
 
 /// The fields of a new distribution (SPEC §3), for POST; an edit merged over a distribution.

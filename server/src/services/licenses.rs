@@ -14,18 +14,17 @@ use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    EntityTrait, Order, QueryFilter, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
+use super::common::{self, ListOut};
 use super::patch;
 use crate::catalog::Catalog;
 use crate::catalog_sync::{self, Change};
 use crate::entities::{license, license_feature};
 use crate::error::ApiError;
 use crate::licenses_csv::{self, FeatureData, LicenseData};
-use crate::routes::api::common;
 
 /// One feature of a license as a request gives it.
 #[derive(Debug, Clone, Deserialize)]
@@ -110,13 +109,19 @@ pub struct LicenseView {
     pub updated_at: String,
 }
 
+/// Largest CSV accepted by the import (100 000 licenses fit comfortably).
+pub const IMPORT_BODY_LIMIT: usize = 256 << 20;
+
 /// A page of licenses: `{"items", "total", "offset", "limit"}`.
-#[derive(Debug, Clone, Serialize)]
-pub struct LicenseList {
-    pub items: Vec<LicenseView>,
-    pub total: u64,
-    pub offset: u64,
-    pub limit: u64,
+pub type LicenseList = ListOut<LicenseView>;
+
+/// The answer to a CSV import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// Licenses created or replaced.
+    pub imported: usize,
+    /// Features they have now.
+    pub features: usize,
 }
 
 fn view(l: &license::Model, features: &[license_feature::Model]) -> LicenseView {
@@ -157,18 +162,17 @@ async fn find<C: ConnectionTrait>(db: &C, key: &str) -> Result<Option<license::M
 pub async fn features_of<C: ConnectionTrait>(
     db: &C,
     ids: &[i32],
-) -> Result<HashMap<i32, Vec<license_feature::Model>>, DbErr> {
-    let mut out: HashMap<i32, Vec<license_feature::Model>> = HashMap::new();
-    for chunk in ids.chunks(500) {
-        for f in license_feature::Entity::find()
-            .filter(license_feature::Column::LicenseId.is_in(chunk.to_vec()))
-            .order_by_asc(license_feature::Column::Product)
-            .order_by_asc(license_feature::Column::Feature)
-            .all(db)
-            .await?
-        {
-            out.entry(f.license_id).or_default().push(f);
-        }
+) -> Result<HashMap<i32, Vec<license_feature::Model>>, ApiError> {
+    let mut out = common::children_of::<license_feature::Entity, _>(
+        db,
+        license_feature::Column::LicenseId,
+        ids,
+        license_feature::Column::Product,
+        |f| f.license_id,
+    )
+    .await?;
+    for features in out.values_mut() {
+        features.sort_by_key(|f| (f.product, f.feature));
     }
     Ok(out)
 }
@@ -221,6 +225,102 @@ fn text(value: Option<String>) -> String {
     value.as_deref().map_or("", str::trim).to_owned()
 }
 
+/// Creates or replaces `licenses` (fields and features) in one transaction; licenses not
+/// named stay as they are. Returns how many were written.
+pub async fn import(db: &DatabaseConnection, licenses: &[LicenseData]) -> Result<usize, DbErr> {
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let mut existing: HashMap<String, i32> = HashMap::new();
+    let keys: Vec<String> = licenses.iter().map(|l| l.key.clone()).collect();
+    for chunk in keys.chunks(500) {
+        for l in license::Entity::find()
+            .filter(license::Column::Key.is_in(chunk.to_vec()))
+            .all(&txn)
+            .await?
+        {
+            existing.insert(l.key, l.id);
+        }
+    }
+    let existing_ids: Vec<i32> = existing.values().copied().collect();
+    for chunk in existing_ids.chunks(500) {
+        license_feature::Entity::delete_many()
+            .filter(license_feature::Column::LicenseId.is_in(chunk.to_vec()))
+            .exec(&txn)
+            .await?;
+    }
+    let mut new_rows = Vec::new();
+    for l in licenses {
+        if let Some(&id) = existing.get(&l.key) {
+            license::Entity::update_many()
+                .col_expr(license::Column::Customer, Expr::value(l.customer.clone()))
+                .col_expr(license::Column::Itn, Expr::value(l.itn.clone()))
+                .col_expr(license::Column::Beta, Expr::value(l.beta))
+                .col_expr(license::Column::Revoked, Expr::value(l.revoked))
+                .col_expr(license::Column::UpdatedAt, Expr::value(now))
+                .filter(license::Column::Id.eq(id))
+                .exec(&txn)
+                .await?;
+        } else {
+            new_rows.push(license::ActiveModel {
+                key: Set(l.key.clone()),
+                customer: Set(l.customer.clone()),
+                itn: Set(l.itn.clone()),
+                beta: Set(l.beta),
+                revoked: Set(l.revoked),
+                created_at: Set(now),
+                updated_at: Set(now),
+                ..Default::default()
+            });
+        }
+    }
+    for chunk in new_rows.chunks(200) {
+        license::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    // Ids of the new rows, by key.
+    let new_keys: Vec<String> = licenses
+        .iter()
+        .filter(|l| !existing.contains_key(&l.key))
+        .map(|l| l.key.clone())
+        .collect();
+    for chunk in new_keys.chunks(500) {
+        for l in license::Entity::find()
+            .filter(license::Column::Key.is_in(chunk.to_vec()))
+            .all(&txn)
+            .await?
+        {
+            existing.insert(l.key, l.id);
+        }
+    }
+    let mut features = Vec::new();
+    for l in licenses {
+        if let Some(&id) = existing.get(&l.key) {
+            features.extend(feature_rows(id, l));
+        }
+    }
+    insert_features(&txn, features).await?;
+    catalog_sync::record(&txn, Change::ImportedLicenses(now)).await?;
+    txn.commit().await?;
+    Ok(licenses.len())
+}
+
+/// `POST /api/v1/licenses/import`: parses the CSV (UTF-8 or Windows-1251, see
+/// `licenses_csv`; every bad line named), imports it all or nothing, then re-reads into this
+/// instance's index only what the import wrote (issue 9: memory).
+pub async fn import_csv(
+    db: &DatabaseConnection,
+    catalog: &Catalog,
+    csv: &[u8],
+) -> Result<ImportSummary, ApiError> {
+    let (licenses, _) = licenses_csv::parse_bytes(csv).map_err(ApiError::bad_request)?;
+    let features: usize = licenses.iter().map(|l| l.features.len()).sum();
+    let since = Utc::now();
+    let imported = import(db, &licenses).await?;
+    catalog.refresh_licenses_since(db, since).await?;
+    Ok(ImportSummary { imported, features })
+}
+
 /// The license `key` with its features.
 pub async fn show(db: &DatabaseConnection, key: &str) -> Result<LicenseView, ApiError> {
     let l = find(db, key).await?.ok_or_else(|| not_found(key))?;
@@ -242,7 +342,10 @@ pub async fn list(db: &DatabaseConnection, q: LicenseQuery) -> Result<LicenseLis
                 .add(Expr::col((license::Entity, license::Column::Itn)).like(like())),
         );
     }
-    let (column, order) = page.order(
+    let (rows, total) = common::paginate(
+        db,
+        query,
+        &page,
         &[
             ("key", license::Column::Key),
             ("customer", license::Column::Customer),
@@ -251,27 +354,16 @@ pub async fn list(db: &DatabaseConnection, q: LicenseQuery) -> Result<LicenseLis
             ("updated_at", license::Column::UpdatedAt),
         ],
         (license::Column::Key, Order::Asc),
-    )?;
-    let total = query.clone().count(db).await?;
-    let rows = query
-        .order_by(column, order)
-        .order_by_asc(license::Column::Id)
-        .offset(common::offset(&page))
-        .limit(page.limit)
-        .all(db)
-        .await?;
+        (license::Column::Id, Order::Asc),
+    )
+    .await?;
     let ids: Vec<i32> = rows.iter().map(|l| l.id).collect();
     let features = features_of(db, &ids).await?;
     let items = rows
         .iter()
         .map(|l| view(l, features.get(&l.id).map_or(&[], Vec::as_slice)))
         .collect();
-    Ok(LicenseList {
-        items,
-        total,
-        offset: page.offset,
-        limit: page.limit,
-    })
+    Ok(ListOut::new(items, total, &page))
 }
 
 /// Creates a license; 409 if the key exists.

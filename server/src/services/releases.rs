@@ -25,8 +25,8 @@ use crate::catalog::{STATUS_DRAFT, STATUS_PUBLISHED, STATUS_YANKED};
 use crate::catalog_sync::{self, Change};
 use crate::entities::{compatibility, distribution, file, release, release_metadata};
 use crate::error::{ApiError, quote};
-use crate::routes::api::Page;
-use crate::routes::api::common::{self, nullable};
+
+use super::common::{self, Page, nullable};
 use crate::state::AppState;
 
 // ---------------------------------------------------------------------------------------

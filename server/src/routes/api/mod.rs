@@ -14,7 +14,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -216,53 +215,4 @@ fn query_rejection(rejection: QueryRejection) -> ApiError {
     ApiError::bad_request(format!("invalid query string: {}", rejection.body_text()))
 }
 
-/// `offset`, `limit` (default 100, max 1000) and `sort` of every list.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Page {
-    #[serde(default)]
-    pub offset: u64,
-    #[serde(default = "default_limit")]
-    pub limit: u64,
-    #[serde(default)]
-    pub sort: Option<String>,
-}
-
-fn default_limit() -> u64 {
-    100
-}
-
-impl Page {
-    pub fn validate(&self) -> Result<(), ApiError> {
-        if self.limit == 0 || self.limit > 1000 {
-            return Err(ApiError::bad_request("limit must be between 1 and 1000"));
-        }
-        Ok(())
-    }
-
-    /// The column and direction to sort by: `sort` names one of `columns`, optionally prefixed
-    /// with `-` for descending; without `sort`, `default`.
-    pub fn order<C: Copy>(
-        &self,
-        columns: &[(&str, C)],
-        default: (C, sea_orm::Order),
-    ) -> Result<(C, sea_orm::Order), ApiError> {
-        let Some(sort) = self.sort.as_deref().filter(|s| !s.is_empty()) else {
-            return Ok(default);
-        };
-        let (field, order) = match sort.strip_prefix('-') {
-            Some(f) => (f, sea_orm::Order::Desc),
-            None => (sort, sea_orm::Order::Asc),
-        };
-        match columns.iter().find(|(name, _)| *name == field) {
-            Some((_, column)) => Ok((*column, order)),
-            None => Err(ApiError::bad_request(format!(
-                "cannot sort by {field:?}; allowed: {}",
-                columns
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
-    }
-}
+pub use crate::services::common::Page;
