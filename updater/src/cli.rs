@@ -314,17 +314,13 @@ impl Settings {
 
     /// The settings every server-facing command needs, or a usage error naming what is missing.
     pub fn remote(&self) -> Result<Remote<'_>, Failure> {
+        let (conf, conf_version) = self.configuration()?;
         let remote = Remote {
             server: need(&self.server, "--server")?,
             distribution: self.distribution()?,
-            conf: self.conf(),
-            conf_version: self.conf_version.as_deref().filter(|s| !s.is_empty()),
+            conf,
+            conf_version,
         };
-        if remote.conf.is_some() && remote.conf_version.is_none() {
-            return Err(Failure::usage(
-                "--conf-version is required with --conf (the host configuration's version)",
-            ));
-        }
         self.pinned()?;
         Ok(remote)
     }
@@ -335,6 +331,18 @@ impl Settings {
 
     pub fn conf(&self) -> Option<&str> {
         self.conf.as_deref().filter(|s| !s.is_empty())
+    }
+
+    /// `CONF` and `CONF_VERSION`: both, neither (a non-1C product), or only the version (it then
+    /// bounds the `*` entries); `--conf` without its version is a usage error.
+    pub fn configuration(&self) -> Result<(Option<&str>, Option<&str>), Failure> {
+        let version = self.conf_version.as_deref().filter(|s| !s.is_empty());
+        if self.conf().is_some() && version.is_none() {
+            return Err(Failure::usage(
+                "--conf-version is required with --conf (the host configuration's version)",
+            ));
+        }
+        Ok((self.conf(), version))
     }
 
     /// The pinned keys, or a usage error; `None` only with --insecure-skip-signature.

@@ -274,6 +274,12 @@ pub fn describe(url: &str, e: &ureq::Error) -> (String, bool) {
         .nth(1)
         .and_then(|r| r.split('/').next())
         .unwrap_or(url);
+    // rustls reports a handshake that met no TLS inside an I/O error.
+    if let E::Io(io) = e
+        && let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return tls_failure(host, tls);
+    }
     match e {
         E::Timeout(what) => (
             format!("no answer from {host} in time (--timeout; {what})"),
@@ -292,18 +298,6 @@ pub fn describe(url: &str, e: &ureq::Error) -> (String, bool) {
             true,
         ),
         E::Rustls(tls) => tls_failure(host, tls),
-        E::Io(io)
-            if io
-                .get_ref()
-                .and_then(|e| e.downcast_ref::<rustls::Error>())
-                .is_some() =>
-        {
-            let tls = io
-                .get_ref()
-                .and_then(|e| e.downcast_ref::<rustls::Error>())
-                .expect("checked above");
-            tls_failure(host, tls)
-        }
         E::Tls(why) => (format!("TLS with {host} failed: {why}"), false),
         E::Protocol(p) if url.starts_with("http://") => (
             format!(

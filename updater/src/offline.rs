@@ -235,11 +235,7 @@ pub fn install_from_bundle(
 ) -> Result<Outcome, Failure> {
     let max_age = rules::parse_age(max_age.unwrap_or(DEFAULT_MAX_AGE)).map_err(Failure::usage)?;
     let keys = settings.pinned()?;
-    if settings.conf().is_some() && settings.conf_version.is_none() {
-        return Err(Failure::usage(
-            "--conf-version is required with --conf (the host configuration's version)",
-        ));
-    }
+    settings.configuration()?;
     let mut local = Local::open(settings, settings.distribution.as_deref())?;
     let file = File::open(path).ctx(|| format!("cannot open the bundle {}", path.display()))?;
     let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
