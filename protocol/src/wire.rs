@@ -6,26 +6,34 @@ use serde::{Deserialize, Serialize};
 /// Request of `getAvailableReleases` / `getLatestRelease`, as a client sends it. The server reads
 /// requests leniently (flags may also be JSON booleans, unknown keys are ignored); this type is
 /// what a well-behaved client writes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CheckRequest {
+    #[cfg_attr(feature = "openapi", schema(example = "4.0.4.11"))]
     #[serde(rename = "INSTALLED_VERSION", default)]
     pub installed_version: String,
+    #[cfg_attr(feature = "openapi", schema(example = "PT40_UT_CRM3"))]
     #[serde(rename = "TYPE")]
     pub distribution: String,
     /// Empty for a non-1C product: the request then omits `CONF` and matches only `*` entries.
+    #[cfg_attr(feature = "openapi", schema(example = "УправлениеТорговлей"))]
     #[serde(rename = "CONF", default, skip_serializing_if = "String::is_empty")]
     pub conf: String,
     /// Empty when `CONF` is: omitted then.
+    #[cfg_attr(feature = "openapi", schema(example = "11.5.8.233"))]
     #[serde(
         rename = "CONF_VERSION",
         default,
         skip_serializing_if = "String::is_empty"
     )]
     pub conf_version: String,
+    #[cfg_attr(feature = "openapi", schema(example = "ACME-0001"))]
     #[serde(rename = "KEY", default, skip_serializing_if = "String::is_empty")]
     pub key: String,
+    #[cfg_attr(feature = "openapi", schema(example = "N"))]
     #[serde(rename = "SHOW_UNTESTED", default = "flag_no")]
     pub show_untested: String,
+    #[cfg_attr(feature = "openapi", schema(example = "N"))]
     #[serde(rename = "COUNT_DOWNLOADS", default = "flag_no")]
     pub count_downloads: String,
 }
@@ -35,6 +43,7 @@ fn flag_no() -> String {
 }
 
 /// Answer of `getAvailableReleases` and `getLatestRelease`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ReleasesResponse {
     pub modules: Vec<Module>,
@@ -46,6 +55,7 @@ pub struct ReleasesResponse {
 }
 
 /// One release offered to a client.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Module {
     pub release_id: i64,
@@ -57,9 +67,11 @@ pub struct Module {
     pub min_1c_version: String,
     pub lic_product_id: i64,
     pub lic_feature_id: i64,
+    #[cfg_attr(feature = "openapi", schema(example = "CRM для Управления торговлей"))]
     pub name: String,
     pub description: String,
     pub promo_link: String,
+    #[cfg_attr(feature = "openapi", schema(example = "* Исправлена печать счёта"))]
     pub changelog: String,
     /// Size of the main file.
     pub size: u64,
@@ -99,6 +111,7 @@ fn yes() -> bool {
     true
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ModuleFile {
     pub name: String,
@@ -112,18 +125,21 @@ pub struct ModuleFile {
 }
 
 /// Every error of the client protocol family.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClientError {
     pub error: String,
 }
 
 /// Answer of `getModuleInfo`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModuleInfoResponse {
     pub module: ModuleInfo,
     pub result: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModuleInfo {
     pub code: String,
@@ -136,6 +152,7 @@ pub struct ModuleInfo {
     pub releases: Vec<ModuleInfoRelease>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModuleInfoRelease {
     pub release_id: i64,
@@ -151,15 +168,20 @@ pub struct ModuleInfoRelease {
 }
 
 /// One compatibility entry of a release: a configuration and its version range.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Compatibility {
+    /// A configuration name, or `*` for any.
+    #[cfg_attr(feature = "openapi", schema(example = "УправлениеТорговлей"))]
     pub conf: String,
+    #[cfg_attr(feature = "openapi", schema(example = "11.4.11.55"))]
     pub min_1c_version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_1c_version: Option<String>,
 }
 
 /// Answer of `getExtensionHash`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ExtensionHashResponse {
     pub hash: String,

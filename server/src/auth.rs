@@ -26,7 +26,9 @@ use crate::state::AppState;
 pub const ADMIN_USER: &str = "admin";
 const PBKDF2_ITERATIONS: u32 = 210_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Permission {
     /// Read the catalog (distributions, releases, files) and statistics; no customer data

@@ -15,13 +15,25 @@ pub struct ApiError {
     pub message: String,
 }
 
-#[derive(Serialize)]
+/// The body of every vendor-API error (the document's `ApiError` schema).
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "PascalCase")]
-struct ApiErrorBody<'a> {
-    code: u16,
-    text: &'a str,
-    message: &'a str,
-    exception: &'a str,
+#[schema(as = ApiError)]
+pub struct ApiErrorBody<'a> {
+    /// The HTTP status code.
+    #[schema(example = 409)]
+    pub code: u16,
+    /// Its reason phrase.
+    #[schema(example = "Conflict")]
+    pub text: &'a str,
+    /// What went wrong and, where there is one, the fix.
+    #[schema(
+        example = "release 12 has no compatibility entries, so no client would ever see it: add one, e.g. {\"conf\": \"*\", \"min_1c_version\": \"0\"}"
+    )]
+    pub message: &'a str,
+    /// A stable name of the kind of error.
+    #[schema(example = "Conflict")]
+    pub exception: &'a str,
 }
 
 /// Longest message a vendor-API error carries. Long enough for a CSV import's list of bad

@@ -24,6 +24,7 @@ pub mod http_server;
 pub mod identity;
 pub mod licenses_csv;
 pub mod logging;
+pub mod openapi;
 pub mod ratelimit;
 pub mod readiness;
 pub mod recorder;

@@ -7,11 +7,14 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vypusk_formats::CheckRequestBody;
 use vypusk_protocol::wire::{
-    ExtensionHashResponse, ModuleInfo, ModuleInfoRelease, ModuleInfoResponse,
+    CheckRequest as CheckRequestSchema, ExtensionHashResponse, ModuleInfo, ModuleInfoRelease,
+    ModuleInfoResponse, ReleasesResponse,
 };
 use vypusk_protocol::{HEADER_QUERY_ID, HEADER_SIGNATURE, Version};
 
@@ -25,26 +28,57 @@ use crate::error::{ClientError, quote};
 use crate::routes::files::{CountedDownload, serve_file};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/1c/getAvailableReleases", post(get_available_releases))
-        .route("/v1/1c/getLatestRelease", post(get_latest_release))
-        .route("/v1/1c/getModuleInfo", post(get_module_info))
-        .route(
-            "/v1/1c/getExtensionHash/{type}/{version}",
-            get(get_extension_hash),
-        )
-        .route(
-            "/v1/1c/getModuleFile/{type}/{version}",
-            get(get_module_file_free),
-        )
-        .route(
-            "/v1/1c/getModuleFile/{type}/{version}/{hash}",
-            get(get_module_file),
-        )
-        .route("/v1/signing-key", get(signing_key))
+/// The client protocol's routes, each with its part of the OpenAPI document (`crate::openapi`);
+/// the downloads of `routes::files` join them under `/releases`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_available_releases))
+        .routes(routes!(get_latest_release))
+        .routes(routes!(get_module_info))
+        .routes(routes!(get_extension_hash))
+        .routes(routes!(get_module_file_free))
+        .routes(routes!(get_module_file))
+        .routes(routes!(signing_key))
+}
+
+/// Unknown URLs and methods under `/releases/` answer in the client family's shape.
+pub fn with_fallbacks(router: Router<AppState>) -> Router<AppState> {
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// `{type}` and `{version}` of the file and hash routes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct ReleaseOfType {
+    /// The distribution's code.
+    #[param(rename = "type", example = "PT40_UT_CRM3")]
+    r#type: String,
+    /// The release's version (`4.0` finds `4.0.0.0`).
+    #[param(example = "4.0.4.12")]
+    version: String,
+}
+
+/// `{hash}` of `getModuleFile`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct ModuleFileHash {
+    /// A download token from an answer's link, or the SHA-256 (hex) of the license key.
+    hash: String,
+}
+
+/// Body of `getModuleInfo`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ModuleInfoRequest {
+    #[schema(rename = "TYPE", example = "PT40_UT_CRM3")]
+    r#type: String,
+    /// A license key: prereleases for beta licenses.
+    #[schema(rename = "KEY", example = "ACME-0001")]
+    key: Option<String>,
 }
 
 /// The client family's fallback for unknown URLs under `/releases/`.
@@ -59,6 +93,10 @@ pub async fn method_not_allowed() -> ClientError {
     )
 }
 
+/// The public key every answer is signed with (PEM), for clients to pin.
+#[utoipa::path(get, path = "/v1/signing-key", tag = "client", operation_id = "getSigningKey",
+    responses((status = 200, description = "RSA public key, PEM",
+        content_type = "application/x-pem-file", body = String)))]
 async fn signing_key(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/x-pem-file")],
@@ -283,6 +321,12 @@ impl<'a> CheckRequest<'a> {
     }
 }
 
+/// Every release newer than `INSTALLED_VERSION` that fits the configuration (MIKO's
+/// `getAvailableReleases`), newest first, with files, md5 checksums and signed download links.
+/// A license problem is a `result` text with status 200, as in MIKO's protocol.
+#[utoipa::path(post, path = "/v1/1c/getAvailableReleases", tag = "client",
+    operation_id = "getAvailableReleases", request_body = CheckRequestSchema,
+    responses((status = 200, description = "The releases on offer", body = ReleasesResponse)))]
 async fn get_available_releases(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
@@ -292,6 +336,11 @@ async fn get_available_releases(
     check(&state, ip, &headers, &body, false).await
 }
 
+/// The newest downloadable release newer than `INSTALLED_VERSION` that fits, or none (MIKO's
+/// `getLatestRelease`).
+#[utoipa::path(post, path = "/v1/1c/getLatestRelease", tag = "client",
+    operation_id = "getLatestRelease", request_body = CheckRequestSchema,
+    responses((status = 200, description = "At most one release", body = ReleasesResponse)))]
 async fn get_latest_release(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
@@ -429,6 +478,14 @@ fn record_check(
     });
 }
 
+/// A distribution and all its published releases with download counts (MIKO's
+/// `getModuleInfo`).
+#[utoipa::path(post, path = "/v1/1c/getModuleInfo", tag = "client",
+    operation_id = "getModuleInfo", request_body = ModuleInfoRequest,
+    responses(
+        (status = 200, description = "The distribution", body = ModuleInfoResponse),
+        (status = 403, description = "The license key is revoked", body = vypusk_protocol::wire::ClientError),
+    ))]
 async fn get_module_info(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
@@ -496,6 +553,10 @@ fn find_release<'a>(
         .find(|r| r.version == wanted && visible(r)))
 }
 
+/// The extension hash of a release (its `extension_hash` metadata).
+#[utoipa::path(get, path = "/v1/1c/getExtensionHash/{type}/{version}", tag = "client",
+    operation_id = "getExtensionHash", params(ReleaseOfType),
+    responses((status = 200, description = "The hash", body = ExtensionHashResponse)))]
 async fn get_extension_hash(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
@@ -536,6 +597,17 @@ async fn get_extension_hash(
     }))
 }
 
+/// The main file of a release of a free distribution (MIKO's `getModuleFile` without a key).
+#[utoipa::path(get, path = "/v1/1c/getModuleFile/{type}/{version}", tag = "downloads",
+    operation_id = "getModuleFileFree", params(ReleaseOfType, crate::routes::files::RangeHeaders),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 302, description = "Served by the object store: `Location` has a short-lived link"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 403, description = "The distribution needs a license", body = vypusk_protocol::wire::ClientError),
+        (status = 416, description = "The range is outside the file", body = vypusk_protocol::wire::ClientError),
+    ))]
 async fn get_module_file_free(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
@@ -546,6 +618,19 @@ async fn get_module_file_free(
     module_file(&state, ip, &method, &headers, &code, &version, None).await
 }
 
+/// The main file of a release for a license (MIKO's `getModuleFile`): `hash` is a download
+/// token or the SHA-256 of the license key.
+#[utoipa::path(get, path = "/v1/1c/getModuleFile/{type}/{version}/{hash}", tag = "downloads",
+    operation_id = "getModuleFile",
+    params(ReleaseOfType, ModuleFileHash, crate::routes::files::RangeHeaders),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 302, description = "Served by the object store: `Location` has a short-lived link"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 403, description = "The key or token does not open this file", body = vypusk_protocol::wire::ClientError),
+        (status = 416, description = "The range is outside the file", body = vypusk_protocol::wire::ClientError),
+    ))]
 async fn get_module_file(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,

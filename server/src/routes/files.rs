@@ -2,14 +2,15 @@
 //! file answer shared with `getModuleFile`: ranges, validators, and bounded memory whatever
 //! the file size.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures::{Stream, StreamExt};
 use sha2::Digest;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use vypusk_storage::BlobKey;
 
 use crate::catalog::{Distribution, File, Release};
@@ -22,8 +23,36 @@ use crate::stats::capture::DownloadEvent;
 
 pub use vypusk_formats::range::{RangeRequest, parse_range};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/files/{token}/{name}", get(download))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(download))
+}
+
+/// `{token}` and `{name}` of a download link.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct LinkParams {
+    /// The signed token from an answer's `url` or `download_link`.
+    token: String,
+    /// The file's name.
+    #[param(example = "PT40_UT_CRM3_4.0.4.12.zip")]
+    name: String,
+}
+
+/// The request headers of a download: resumption and revalidation.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct RangeHeaders {
+    /// One byte range, `bytes=START-[END]` or `bytes=-SUFFIX`.
+    #[param(rename = "Range", example = "bytes=0-1048575")]
+    range: Option<String>,
+    /// The file's ETag (its SHA-256 in quotes): 304 when it is unchanged.
+    #[param(rename = "If-None-Match")]
+    if_none_match: Option<String>,
+    /// With `Range`: the range only if the file is still this ETag.
+    #[param(rename = "If-Range")]
+    if_range: Option<String>,
 }
 
 /// What to record when a counted download starts.
@@ -45,6 +74,17 @@ pub fn dedup_key(parts: &[&[u8]]) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// A file through a signed link (SPEC §4.6): ranges, ETag, counted once per link.
+#[utoipa::path(get, path = "/v1/files/{token}/{name}", tag = "downloads",
+    operation_id = "downloadFile", params(LinkParams, RangeHeaders),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = crate::openapi::Binary),
+        (status = 302, description = "Served by the object store: `Location` has a short-lived link"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 403, description = "The link is invalid, expired, or no longer opens this file", body = vypusk_protocol::wire::ClientError),
+        (status = 416, description = "The range is outside the file", body = vypusk_protocol::wire::ClientError),
+    ))]
 async fn download(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,

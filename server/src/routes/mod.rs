@@ -12,23 +12,37 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::get;
 
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
 use crate::state::AppState;
 
 /// JSON bodies of both API families.
 pub const JSON_BODY_LIMIT: usize = 1 << 20;
 
-pub fn router(state: AppState) -> Router {
-    let signed = Router::new()
+/// The routes the OpenAPI document describes, `/releases/…` and `/api/…`, each built with its
+/// part of the document from one `#[utoipa::path]` annotation (see `crate::openapi`).
+pub fn documented() -> OpenApiRouter<AppState> {
+    let client = client::router().merge(files::router());
+    let (client, client_document) = client.split_for_parts();
+    let client =
+        client::with_fallbacks(client).layer(middleware::from_fn(error_shape::client_family));
+    let (api, api_document) = api::router().split_for_parts();
+    let api = api.layer(middleware::from_fn(error_shape::api_family));
+    OpenApiRouter::with_openapi(crate::openapi::ApiDoc::openapi())
         .nest(
             "/releases",
-            client::router()
-                .merge(files::router())
-                .layer(middleware::from_fn(error_shape::client_family)),
+            OpenApiRouter::with_openapi(client_document).merge(OpenApiRouter::from(client)),
         )
         .nest(
             "/api",
-            api::router(&state).layer(middleware::from_fn(error_shape::api_family)),
+            OpenApiRouter::with_openapi(api_document).merge(OpenApiRouter::from(api)),
         )
+}
+
+pub fn router(state: AppState) -> Router {
+    let (documented, _) = documented().split_for_parts();
+    let signed = documented
         // Inside the signing layer, so an early 413 is signed like every JSON answer.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -45,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(crate::readiness::readyz))
         .merge(metrics_here.then(metrics_router).unwrap_or_default())
         .merge(reports::router())
+        .merge(crate::openapi::docs_router())
         // Before `signed` is merged: its routes have their own (signed) copy of this layer.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -876,7 +876,7 @@ async fn csv(
         "downloads" => {
             params.check_may_read(&caller)?;
             let (t, m) = downloads_report(&state, &params).await?;
-            let name = format!("downloads-by-{}", m["group_by"].as_str().unwrap_or("day"));
+            let name = format!("downloads-by-{}", m.group_by.as_deref().unwrap_or("day"));
             (t, m, name)
         }
         "upgrade-paths" => {

@@ -23,19 +23,23 @@ pub const PREFIX_LEN: usize = 12;
 pub const NAME_MAX_CHARS: usize = 255;
 
 /// `POST /api/v1/api-keys`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
+    /// Who uses the key.
+    #[schema(example = "ci")]
     pub name: String,
     pub permissions: Vec<Permission>,
 }
 
 /// An API key in an answer (never the key itself, except in [`CreatedApiKey`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: i32,
+    #[schema(example = "ci")]
     pub name: String,
     /// The first characters of the key.
+    #[schema(example = "vk_3f9a1c2b")]
     pub prefix: String,
     pub permissions: Vec<Permission>,
     /// RFC 3339 UTC.
@@ -45,7 +49,7 @@ pub struct ApiKeyView {
 }
 
 /// The answer to a creation: the key's fields and the key, shown only this once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CreatedApiKey {
     #[serde(flatten)]
     pub view: ApiKeyView,

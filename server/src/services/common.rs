@@ -14,12 +14,19 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::error::ApiError;
 
 /// `offset`, `limit` (default 100, max 1000) and `sort` of every list.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// How many items to skip.
     #[serde(default)]
+    #[param(minimum = 0)]
     pub offset: u64,
+    /// How many items at most (1 to 1000).
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 1000, example = 100)]
     pub limit: u64,
+    /// A field to sort by, `-` in front for descending (e.g. `-created_at`); the lists name
+    /// the fields they sort by in the error to an unknown one.
     #[serde(default)]
     pub sort: Option<String>,
 }
@@ -65,9 +72,11 @@ impl Page {
 }
 
 /// A typed list answer: `{"items": [...], "total": N, "offset": o, "limit": l}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListOut<T> {
+    /// This page.
     pub items: Vec<T>,
+    /// How many items match, over all pages.
     pub total: u64,
     pub offset: u64,
     pub limit: u64,

@@ -27,27 +27,36 @@ use crate::error::ApiError;
 use crate::licenses_csv::{self, FeatureData, LicenseData};
 
 /// One feature of a license as a request gives it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureInput {
+    /// A distribution's `lic_product_id`.
+    #[schema(example = 85)]
     pub product: i64,
+    /// A distribution's `lic_feature_id`.
+    #[schema(example = 43)]
     pub feature: i64,
     /// RFC 3339 or `YYYY-MM-DD` (through the end of that day, UTC); absent, `null` or `""`:
     /// the subscription never lapses.
     #[serde(default)]
+    #[schema(example = "2027-12-31")]
     pub active_until: Option<String>,
 }
 
 /// `POST /api/v1/licenses`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewLicense {
     /// Required; an `Option` so that its absence is a 400 that names it.
     #[serde(default)]
+    #[schema(example = "ACME-0001")]
     pub key: Option<String>,
     #[serde(default)]
+    #[schema(example = "ООО «Ромашка»")]
     pub customer: Option<String>,
+    /// The customer's taxpayer number (ИНН).
     #[serde(default)]
+    #[schema(example = "7701234567")]
     pub itn: Option<String>,
     #[serde(default)]
     pub beta: Option<bool>,
@@ -58,49 +67,69 @@ pub struct NewLicense {
 }
 
 /// `PUT` and `PATCH /api/v1/licenses/{key}`: absent fields stay as they are (see the module).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LicensePatch {
     /// Only checked against the URL's: a key cannot change.
     #[serde(default)]
     pub key: Option<String>,
+    /// `null` clears it.
     #[serde(default, deserialize_with = "patch::field")]
+    #[schema(value_type = Option<String>, required = false, example = "ООО «Ромашка»")]
     pub customer: Option<Option<String>>,
+    /// `null` clears it.
     #[serde(default, deserialize_with = "patch::field")]
+    #[schema(value_type = Option<String>, required = false, example = "7701234567")]
     pub itn: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch::field")]
+    #[schema(value_type = bool, required = false, example = true)]
     pub beta: Option<Option<bool>>,
     #[serde(default, deserialize_with = "patch::field")]
+    #[schema(value_type = bool, required = false)]
     pub revoked: Option<Option<bool>>,
+    /// Replaces the whole list (`[]` removes every feature); left out, it is not touched.
     #[serde(default, deserialize_with = "patch::field")]
+    #[schema(value_type = Vec<FeatureInput>, required = false)]
     pub features: Option<Option<Vec<FeatureInput>>>,
 }
 
 /// `GET /api/v1/licenses` filters and paging.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LicenseQuery {
+    /// How many licenses to skip.
+    #[param(minimum = 0)]
     pub offset: Option<u64>,
+    /// How many at most (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
+    /// `key`, `customer`, `itn`, `created_at` or `updated_at`, `-` in front for descending.
     pub sort: Option<String>,
     /// Substring of the key, the customer or the ITN.
+    #[param(example = "Ромашка")]
     pub search: Option<String>,
 }
 
 /// A license feature in an answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FeatureView {
+    #[schema(example = 85)]
     pub product: i64,
+    #[schema(example = 43)]
     pub feature: i64,
     /// RFC 3339 UTC; `null`: never lapses.
     pub active_until: Option<String>,
 }
 
 /// A license in an answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LicenseView {
+    #[schema(example = "ACME-0001")]
     pub key: String,
+    #[schema(example = "ООО «Ромашка»")]
     pub customer: String,
+    #[schema(example = "7701234567")]
     pub itn: String,
     pub beta: bool,
     pub revoked: bool,
@@ -116,7 +145,7 @@ pub const IMPORT_BODY_LIMIT: usize = 256 << 20;
 pub type LicenseList = ListOut<LicenseView>;
 
 /// The answer to a CSV import.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ImportSummary {
     /// Licenses created or replaced.
     pub imported: usize,

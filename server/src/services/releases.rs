@@ -33,7 +33,8 @@ use crate::state::AppState;
 // Status and its transitions
 
 /// The status of a release (SPEC §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, utoipa::ToSchema)]
+#[schema(as = ReleaseStatus, rename_all = "lowercase")]
 pub enum Status {
     Draft,
     Published,
@@ -137,21 +138,30 @@ fn no_compat_while_published(id: i32) -> ApiError {
 // ---------------------------------------------------------------------------------------
 // Requests
 
-#[derive(Debug, Clone, Deserialize)]
+/// One compatibility entry: a configuration (`*` for any) and its version range, `1c`
+/// versions (four numbers; `0` is the lowest).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompatInput {
+    #[schema(example = "УправлениеТорговлей")]
     pub conf: String,
+    #[schema(example = "11.4.11.55")]
     pub min_1c_version: String,
     #[serde(default)]
+    #[schema(example = "11.5.99.999")]
     pub max_1c_version: Option<String>,
 }
 
 /// Body of `POST /api/v1/distributions/{code}/releases`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRelease {
+    /// In the distribution's version scheme; unique in it.
+    #[schema(example = "4.0.4.12")]
     pub version: String,
+    /// Markdown.
     #[serde(default)]
+    #[schema(example = "* Исправлена печать счёта")]
     pub changelog: String,
     #[serde(default)]
     pub compatibility: Vec<CompatInput>,
@@ -164,26 +174,36 @@ pub struct NewRelease {
 /// Body of `PUT`/`PATCH /api/v1/releases/{id}`: fields left out stay as they are; `null`
 /// clears `changelog` (to ""), `compatibility` (to []) and `metadata` (to {}); `version` and
 /// `prerelease` cannot be null.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseEdit {
+    /// Only while draft.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = String, required = false, example = "4.0.4.13")]
     pub version: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = bool, required = false)]
     pub prerelease: Option<Option<bool>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, required = false, example = "* Исправлена печать счёта")]
     pub changelog: Option<Option<String>>,
+    /// Replaces the whole list; a published release keeps at least one entry.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<CompatInput>>, required = false)]
     pub compatibility: Option<Option<Vec<CompatInput>>>,
+    /// Replaces all metadata.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<BTreeMap<String, String>>, required = false)]
     pub metadata: Option<Option<BTreeMap<String, String>>>,
 }
 
 /// Body of `POST /api/v1/releases/{id}/yank`: may be empty, `{}` or `{"reason": "…"}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct YankRequest {
+    /// Why, for the vendor's records.
     #[serde(default)]
+    #[schema(example = "Ошибка в обмене с банком")]
     pub reason: Option<String>,
 }
 

@@ -8,10 +8,9 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, Value,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// A cell of a report table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Cell {
     Text(String),
@@ -405,27 +404,10 @@ pub async fn downloads_per_release(
     Ok(out)
 }
 
-/// The JSON body of a report.
-pub fn report_json(
-    table: &Table,
-    extra: serde_json::Map<String, serde_json::Value>,
-) -> serde_json::Value {
-    let mut totals = serde_json::Map::new();
-    for c in ["downloads", "completed", "bytes", "installations"] {
-        if table.column(c).is_some() {
-            totals.insert(c.to_owned(), json!(table.total(c)));
-        }
-    }
-    let mut body = extra;
-    body.insert("columns".into(), json!(table.columns));
-    body.insert("rows".into(), table.json_rows());
-    body.insert("totals".into(), serde_json::Value::Object(totals));
-    serde_json::Value::Object(body)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn d(s: &str) -> NaiveDate {
         parse_date(s).unwrap()

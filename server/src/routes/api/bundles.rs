@@ -1,30 +1,34 @@
 //! `GET /api/v1/releases/{id}/bundle?license=KEY`: an offline bundle of one release for one
 //! license (issue 10). The work is `crate::bundle`'s; this extracts, calls it and answers.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiQuery;
-use super::common::ApiPath;
+use super::common::{ApiPath, ReleaseIdParam};
 use crate::auth::{Authorized, need};
 use crate::bundle::{self, BundleError, BundleSources};
 use crate::error::ApiError;
+use crate::error::ApiErrorBody;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/releases/{id}/bundle", get(bundle_route))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(bundle_route))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct BundleQuery {
     /// The license the bundle is for; optional for free distributions.
     #[serde(default)]
+    #[param(example = "ACME-0001")]
     license: Option<String>,
 }
 
@@ -40,8 +44,20 @@ impl From<BundleError> for ApiError {
     }
 }
 
+/// An offline bundle of a published release for one license: a tar of the signed answer and
+/// the files, for `vypusk-update install --from-bundle` on a machine without network access
+/// (permission `licenses`).
+///
 /// The permission is checked first, from the headers (the extractor's order): a caller without
 /// `licenses` learns nothing about releases or keys, whatever the query says.
+#[utoipa::path(get, path = "/v1/releases/{id}/bundle", tag = "releases",
+    operation_id = "getReleaseBundle", params(ReleaseIdParam, BundleQuery),
+    responses(
+        (status = 200, description = "The bundle (tar), streamed with its exact length",
+            content_type = "application/x-tar", body = crate::openapi::Binary),
+        (status = 409, description = "The release is not published", body = ApiErrorBody),
+        (status = 422, description = "The license may not download this release", body = ApiErrorBody),
+    ))]
 async fn bundle_route(
     _: Authorized<need::Licenses>,
     State(state): State<AppState>,

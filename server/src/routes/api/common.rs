@@ -32,3 +32,59 @@ fn path_rejection(rejection: PathRejection) -> ApiError {
         other => ApiError::internal(other.body_text()),
     }
 }
+
+// Path parameters as the OpenAPI document describes them; the handlers extract the values
+// with `ApiPath`, these types only describe them.
+
+/// `{code}`: a distribution.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct CodeParam {
+    /// The distribution's code, the client's `TYPE`.
+    #[param(example = "PT40_UT_CRM3")]
+    code: String,
+}
+
+/// `{id}`: a release.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct ReleaseIdParam {
+    /// The release's id.
+    #[param(example = 1)]
+    id: i32,
+}
+
+/// `{id}` and `{name}`: a file of a release.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct FileParams {
+    /// The release's id.
+    #[param(example = 1)]
+    id: i32,
+    /// The file's name (no path, no control characters).
+    #[param(example = "PT40_UT_CRM3_4.0.4.12.zip")]
+    name: String,
+}
+
+/// `{key}`: a license.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct LicenseKeyParam {
+    /// The license key.
+    #[param(example = "ACME-0001")]
+    key: String,
+}
+
+/// `{id}`: an API key.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct ApiKeyIdParam {
+    /// The API key's id (not the key).
+    #[param(example = 2)]
+    id: i32,
+}

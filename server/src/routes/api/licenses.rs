@@ -1,15 +1,18 @@
 //! `/api/v1/licenses`: license keys with their features, and the all-or-nothing CSV import.
 //! The rules live in `services::licenses`; these handlers extract, call and render.
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
-use super::common::ApiPath;
+use super::common::{ApiPath, LicenseKeyParam, ListOut};
 use super::{ApiJson, ApiQuery};
 use crate::auth::{Authorized, need};
 use crate::error::ApiError;
+use crate::error::ApiErrorBody;
 use crate::licenses_csv;
 use crate::services::licenses::{
     self as service, ImportSummary, LicenseList, LicensePatch, LicenseQuery, LicenseView,
@@ -22,25 +25,27 @@ pub use crate::services::licenses::IMPORT_BODY_LIMIT;
 /// Every route here needs the `licenses` permission, reading included: licenses are customer
 /// data (names, ITNs, keys), which `read` and `publish` keys never see. PUT and PATCH are the
 /// same edit: only the fields given change (`services::licenses`).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/licenses", get(list).post(create))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(import_route).layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT)))
         // `import` is a valid key too: its GET/PUT/PATCH/DELETE still reach the license.
-        .route(
-            "/v1/licenses/import",
-            post(import_route)
-                .layer(DefaultBodyLimit::max(IMPORT_BODY_LIMIT))
-                .get(read_import_key)
-                .put(update_import_key)
-                .patch(update_import_key)
-                .delete(remove_import_key),
-        )
-        .route(
-            "/v1/licenses/{key}",
-            get(read).put(update).patch(update).delete(remove),
-        )
+        .routes(routes!(
+            read_import_key,
+            update_import_key_put,
+            update_import_key_patch,
+            remove_import_key
+        ))
+        .routes(routes!(read, update_put, update_patch, remove))
 }
 
+/// Creates a license (permission `licenses`).
+#[utoipa::path(post, path = "/v1/licenses", tag = "licenses", operation_id = "createLicense",
+    request_body = NewLicense,
+    responses(
+        (status = 201, description = "Created", body = LicenseView),
+        (status = 409, description = "This key exists", body = ApiErrorBody),
+    ))]
 async fn create(
     _: Authorized<need::Licenses>,
     State(state): State<AppState>,
@@ -50,6 +55,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// Lists licenses, optionally those whose key, customer or ITN contain `search`
+/// (permission `licenses`).
+#[utoipa::path(get, path = "/v1/licenses", tag = "licenses", operation_id = "listLicenses",
+    params(LicenseQuery),
+    responses((status = 200, description = "A page of licenses", body = ListOut<LicenseView>)))]
 async fn list(
     _: Authorized<need::Licenses>,
     State(state): State<AppState>,
@@ -58,12 +68,43 @@ async fn list(
     Ok(Json(service::list(&state.db, q).await?))
 }
 
+/// One license with its features (permission `licenses`).
+#[utoipa::path(get, path = "/v1/licenses/{key}", tag = "licenses", operation_id = "getLicense",
+    params(LicenseKeyParam),
+    responses((status = 200, description = "The license", body = LicenseView)))]
 async fn read(
     _: Authorized<need::Licenses>,
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<LicenseView>, ApiError> {
     Ok(Json(service::show(&state.db, &key).await?))
+}
+
+/// Changes the fields given, as `PATCH` does (permission `licenses`).
+#[utoipa::path(put, path = "/v1/licenses/{key}", tag = "licenses",
+    operation_id = "replaceLicenseFields", params(LicenseKeyParam), request_body = LicensePatch,
+    responses((status = 200, description = "The license as it is now", body = LicenseView)))]
+async fn update_put(
+    caller: Authorized<need::Licenses>,
+    state: State<AppState>,
+    key: ApiPath<String>,
+    patch: ApiJson<LicensePatch>,
+) -> Result<Json<LicenseView>, ApiError> {
+    update(caller, state, key, patch).await
+}
+
+/// Changes only the fields given: `{"beta": true}` never touches the customer or the features
+/// (permission `licenses`).
+#[utoipa::path(patch, path = "/v1/licenses/{key}", tag = "licenses",
+    operation_id = "updateLicense", params(LicenseKeyParam), request_body = LicensePatch,
+    responses((status = 200, description = "The license as it is now", body = LicenseView)))]
+async fn update_patch(
+    caller: Authorized<need::Licenses>,
+    state: State<AppState>,
+    key: ApiPath<String>,
+    patch: ApiJson<LicensePatch>,
+) -> Result<Json<LicenseView>, ApiError> {
+    update(caller, state, key, patch).await
 }
 
 /// `PUT` and `PATCH`: only the fields given change.
@@ -78,6 +119,10 @@ async fn update(
     ))
 }
 
+/// Deletes a license and its features (permission `licenses`).
+#[utoipa::path(delete, path = "/v1/licenses/{key}", tag = "licenses", operation_id = "deleteLicense",
+    params(LicenseKeyParam),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(
     _: Authorized<need::Licenses>,
     State(state): State<AppState>,
@@ -87,6 +132,10 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The license whose key is `import` (the path of the CSV import; permission `licenses`).
+#[utoipa::path(get, path = "/v1/licenses/import", tag = "licenses",
+    operation_id = "getLicenseNamedImport",
+    responses((status = 200, description = "The license", body = LicenseView)))]
 async fn read_import_key(
     caller: Authorized<need::Licenses>,
     state: State<AppState>,
@@ -94,7 +143,11 @@ async fn read_import_key(
     read(caller, state, ApiPath("import".to_owned())).await
 }
 
-async fn update_import_key(
+/// Changes the license whose key is `import`, as `replaceLicenseFields` (permission `licenses`).
+#[utoipa::path(put, path = "/v1/licenses/import", tag = "licenses",
+    operation_id = "replaceLicenseNamedImportFields", request_body = LicensePatch,
+    responses((status = 200, description = "The license as it is now", body = LicenseView)))]
+async fn update_import_key_put(
     caller: Authorized<need::Licenses>,
     state: State<AppState>,
     patch: ApiJson<LicensePatch>,
@@ -102,6 +155,22 @@ async fn update_import_key(
     update(caller, state, ApiPath("import".to_owned()), patch).await
 }
 
+/// Changes the license whose key is `import`, as `updateLicense` (permission `licenses`).
+#[utoipa::path(patch, path = "/v1/licenses/import", tag = "licenses",
+    operation_id = "updateLicenseNamedImport", request_body = LicensePatch,
+    responses((status = 200, description = "The license as it is now", body = LicenseView)))]
+async fn update_import_key_patch(
+    caller: Authorized<need::Licenses>,
+    state: State<AppState>,
+    patch: ApiJson<LicensePatch>,
+) -> Result<Json<LicenseView>, ApiError> {
+    update(caller, state, ApiPath("import".to_owned()), patch).await
+}
+
+/// Deletes the license whose key is `import` (permission `licenses`).
+#[utoipa::path(delete, path = "/v1/licenses/import", tag = "licenses",
+    operation_id = "deleteLicenseNamedImport",
+    responses((status = 204, description = "Deleted")))]
 async fn remove_import_key(
     caller: Authorized<need::Licenses>,
     state: State<AppState>,
@@ -109,8 +178,27 @@ async fn remove_import_key(
     remove(caller, state, ApiPath("import".to_owned())).await
 }
 
+/// The CSV of a license import, as a multipart file part.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct CsvFile {
+    /// Header `key,customer,itn,beta,revoked,product,feature,active_until` (any order; `;`
+    /// works too), one line per feature; UTF-8, or Windows-1251 as Excel saves it.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 /// `POST /v1/licenses/import`: the body is the CSV, raw or as a multipart file part, UTF-8 or
-/// Windows-1251 (see `licenses_csv`).
+/// Windows-1251 (see `licenses_csv`). All or nothing: an error names every bad line, and then
+/// nothing changes. Applies at once (permission `licenses`).
+#[utoipa::path(post, path = "/v1/licenses/import", tag = "licenses",
+    operation_id = "importLicenses",
+    request_body(description = "The CSV: the raw body, or a multipart part with a filename",
+        content(
+            (String = "text/csv", example = "key;customer;itn;product;feature;active_until\nACME-0001;ООО «Ромашка»;7701234567;85;43;31.12.2027"),
+            (CsvFile = "multipart/form-data"),
+        )),
+    responses((status = 200, description = "Imported", body = ImportSummary)))]
 async fn import_route(
     _: Authorized<need::Licenses>,
     State(state): State<AppState>,

@@ -1,5 +1,6 @@
 //! The vendor API under `/api/` (SPEC §5). Every answer is JSON; every error has the
-//! `{Code, Text, Message, Exception}` shape.
+//! `{Code, Text, Message, Exception}` shape. Each handler's `#[utoipa::path]` is its part of
+//! the OpenAPI document (`crate::openapi`).
 
 pub mod api_keys;
 pub mod bundles;
@@ -14,25 +15,34 @@ use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Authorized, need};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router(_state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/", get(root))
-        .route("/serverinfo", get(server_info))
+/// The vendor API's routes, each with its part of the OpenAPI document (`crate::openapi`).
+/// `/api/openapi.json` is the document itself, the one route under `/api` it does not list.
+pub fn router() -> OpenApiRouter<AppState> {
+    let documented = OpenApiRouter::new()
+        .routes(routes!(root))
+        .routes(routes!(server_info))
         .merge(distributions::router())
         .merge(releases::router())
         .merge(bundles::router())
         .merge(licenses::router())
         .merge(api_keys::router())
-        .merge(stats::router())
+        .merge(stats::router());
+    let (routes, document) = documented.split_for_parts();
+    let routes: Router<AppState> = routes
+        .route("/openapi.json", get(crate::openapi::serve_document))
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .method_not_allowed_fallback(method_not_allowed);
+    OpenApiRouter::with_openapi(document).merge(OpenApiRouter::from(routes))
 }
 
 /// Every URN a client can start from.
@@ -47,27 +57,102 @@ const URNS: &[&str] = &[
     "/api/v1/stats/pipeline",
 ];
 
-async fn root() -> Json<Value> {
-    Json(json!({"Version": crate::VERSION, "Urns": URNS}))
+/// The answer of `GET /api`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct ApiRoot {
+    /// The server's version.
+    #[schema(example = "0.1.0")]
+    pub version: String,
+    /// The lists a client can start from.
+    pub urns: Vec<String>,
+    /// Every operation of `/api/` and `/releases/`, as in the OpenAPI document.
+    pub routes: Vec<RouteView>,
+    /// The OpenAPI 3.1 document.
+    #[schema(example = "/api/openapi.json")]
+    pub open_api: String,
+    /// Swagger UI: every operation, with "Try it out".
+    #[schema(example = "/docs")]
+    pub docs: String,
 }
 
+/// One operation: a method and a path template.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteView {
+    #[schema(example = "GET")]
+    pub method: String,
+    #[schema(example = "/api/v1/distributions/{code}")]
+    pub path: String,
+}
+
+/// What the vendor API offers: its URNs, every route, where the document and Swagger UI are.
+#[utoipa::path(get, path = "/", tag = "server", operation_id = "getApiRoot",
+    responses((status = 200, description = "What the API offers", body = ApiRoot)))]
+async fn root() -> Json<ApiRoot> {
+    Json(ApiRoot {
+        version: crate::VERSION.to_owned(),
+        urns: URNS.iter().map(|u| (*u).to_owned()).collect(),
+        routes: crate::openapi::operations()
+            .into_iter()
+            .map(|(method, path)| RouteView {
+                method: method.to_owned(),
+                path,
+            })
+            .collect(),
+        open_api: crate::openapi::DOCUMENT_PATH.to_owned(),
+        docs: crate::openapi::DOCS_PATH.to_owned(),
+    })
+}
+
+/// The answer of `GET /api/serverinfo`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServerInfo {
+    #[schema(example = "updates-1")]
+    pub computer_name: String,
+    #[serde(rename = "OSType")]
+    #[schema(example = "linux")]
+    pub os_type: String,
+    #[serde(rename = "OSVersion")]
+    #[schema(example = "6.12.48")]
+    pub os_version: String,
+    #[serde(rename = "PID")]
+    pub pid: u32,
+    #[schema(example = "0.1.0")]
+    pub version: String,
+    /// When this instance started, RFC 3339 UTC.
+    #[schema(example = "2026-11-30T09:00:00Z")]
+    pub started: String,
+    /// `sqlite` or `postgres`.
+    #[schema(example = "sqlite")]
+    pub database: String,
+    /// Where the files are kept.
+    #[schema(example = "local:/var/lib/vypusk/objects")]
+    pub storage: String,
+}
+
+/// The host, process and storage of the instance that answers (permission `read`).
+#[utoipa::path(get, path = "/serverinfo", tag = "server", operation_id = "getServerInfo",
+    responses((status = 200, description = "This instance", body = ServerInfo)))]
 async fn server_info(
     _: Authorized<need::Read>,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ServerInfo>, ApiError> {
     let host = std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
-    Ok(Json(json!({
-        "ComputerName": host,
-        "OSType": std::env::consts::OS,
-        "OSVersion": os_version(),
-        "PID": std::process::id(),
-        "Version": crate::VERSION,
-        "Started": state.started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "Database": state.database_kind,
-        "Storage": state.storage.describe(),
-    })))
+    Ok(Json(ServerInfo {
+        computer_name: host,
+        os_type: std::env::consts::OS.to_owned(),
+        os_version: os_version(),
+        pid: std::process::id(),
+        version: crate::VERSION.to_owned(),
+        started: state
+            .started
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        database: state.database_kind.to_string(),
+        storage: state.storage.describe(),
+    }))
 }
 
 fn os_version() -> String {

@@ -4,42 +4,132 @@
 //! `/api/v1/stats/pipeline` (the capture queue's counters). The HTML reports under `/reports`
 //! render the same tables.
 
-use axum::Router;
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ApiQuery;
 use crate::auth::{Authorized, Caller, Permission, need};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::stats::query::{self, BaseGroupBy, Filter, GroupBy, Table};
+use crate::stats::query::{self, BaseGroupBy, Cell, Filter, GroupBy, Table};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/stats/downloads", get(downloads))
-        .route("/v1/stats/upgrade-paths", get(upgrade_paths))
-        .route("/v1/stats/installed-base", get(installed_base))
-        .route("/v1/stats/pipeline", get(pipeline))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(downloads))
+        .routes(routes!(upgrade_paths))
+        .routes(routes!(installed_base))
+        .routes(routes!(pipeline))
 }
 
 /// Query parameters of every report; all optional, validated here so errors read well.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsParams {
+    /// First day, `YYYY-MM-DD` (default: 30 days before `to`).
+    #[param(example = "2026-11-01")]
     pub from: Option<String>,
+    /// Last day, `YYYY-MM-DD` (default: today, UTC).
+    #[param(example = "2026-11-30")]
     pub to: Option<String>,
     /// Distribution code.
+    #[param(example = "PT40_UT_CRM3")]
     pub distribution: Option<String>,
     /// Release id, or a version of `distribution`.
     pub release: Option<String>,
+    /// Downloads: `day` (default), `release`, `distribution`, `conf` or `license` (needs
+    /// `licenses`); installed base: `version` (default) or `conf`.
     pub group_by: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(example = "json")]
     pub format: Option<String>,
     /// Installed base: the last N days (default 30).
+    #[param(example = "30")]
     pub days: Option<String>,
+}
+
+/// What a report covers, as its answer states it.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ReportMeta {
+    /// First day of the range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-11-01")]
+    pub from: Option<String>,
+    /// Last day of the range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-11-30")]
+    pub to: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "day")]
+    pub group_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_id: Option<i32>,
+    /// Installed base: the window in days.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+}
+
+/// Sums of a report's count columns, those it has.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ReportTotals {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downloads: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub installations: Option<i64>,
+}
+
+/// A report as JSON: what it covers, its columns, a row per group (column → value), totals.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatsReport {
+    #[serde(flatten)]
+    pub meta: ReportMeta,
+    #[schema(example = json!(["day", "downloads", "completed", "bytes"]))]
+    pub columns: Vec<String>,
+    /// One object per row: column name → text or number.
+    #[schema(example = json!([{"day": "2026-11-30", "downloads": 12, "completed": 11, "bytes": 9525736}]))]
+    pub rows: Vec<BTreeMap<String, Cell>>,
+    pub totals: ReportTotals,
+}
+
+impl StatsReport {
+    pub fn new(table: &Table, meta: ReportMeta) -> StatsReport {
+        let total = |c: &str| table.column(c).map(|_| table.total(c));
+        StatsReport {
+            meta,
+            columns: table.columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows: table
+                .rows
+                .iter()
+                .map(|row| {
+                    table
+                        .columns
+                        .iter()
+                        .zip(row)
+                        .map(|(c, v)| ((*c).to_owned(), v.clone()))
+                        .collect()
+                })
+                .collect(),
+            totals: ReportTotals {
+                downloads: total("downloads"),
+                completed: total("completed"),
+                bytes: total("bytes"),
+                installations: total("installations"),
+            },
+        }
+    }
 }
 
 fn given(v: &Option<String>) -> Option<&str> {
@@ -153,22 +243,22 @@ impl StatsParams {
 pub async fn downloads_report(
     state: &AppState,
     params: &StatsParams,
-) -> Result<(Table, Map<String, Value>), ApiError> {
+) -> Result<(Table, ReportMeta), ApiError> {
     let filter = params.filter(state)?;
     let group_by = params.group_by()?;
     let table = query::downloads(&state.db, &filter, group_by).await?;
-    let mut meta = range_meta(&filter, params);
-    meta.insert("group_by".into(), json!(group_by.as_str()));
-    if let Some(r) = filter.release_id {
-        meta.insert("release_id".into(), json!(r));
-    }
+    let meta = ReportMeta {
+        group_by: Some(group_by.as_str().to_owned()),
+        release_id: filter.release_id,
+        ..range_meta(&filter, params)
+    };
     Ok((table, meta))
 }
 
 pub async fn upgrade_paths_report(
     state: &AppState,
     params: &StatsParams,
-) -> Result<(Table, Map<String, Value>), ApiError> {
+) -> Result<(Table, ReportMeta), ApiError> {
     let filter = params.filter(state)?;
     let table = query::upgrade_paths(&state.db, &filter).await?;
     Ok((table, range_meta(&filter, params)))
@@ -177,7 +267,7 @@ pub async fn upgrade_paths_report(
 pub async fn installed_base_report(
     state: &AppState,
     params: &StatsParams,
-) -> Result<(Table, Map<String, Value>), ApiError> {
+) -> Result<(Table, ReportMeta), ApiError> {
     let distribution_id = params.distribution_id(state)?;
     let days = params.days()?;
     let group_by = params.base_group_by()?;
@@ -189,36 +279,32 @@ pub async fn installed_base_report(
         chrono::Utc::now(),
     )
     .await?;
-    let mut meta = Map::new();
-    meta.insert("days".into(), json!(days));
-    meta.insert(
-        "group_by".into(),
-        json!(match group_by {
-            BaseGroupBy::Version => "version",
-            BaseGroupBy::Conf => "conf",
-        }),
-    );
-    if let Some(d) = given(&params.distribution) {
-        meta.insert("distribution".into(), json!(d));
-    }
+    let meta = ReportMeta {
+        days: Some(days),
+        group_by: Some(
+            match group_by {
+                BaseGroupBy::Version => "version",
+                BaseGroupBy::Conf => "conf",
+            }
+            .to_owned(),
+        ),
+        distribution: given(&params.distribution).map(str::to_owned),
+        ..ReportMeta::default()
+    };
     Ok((table, meta))
 }
 
-fn range_meta(filter: &Filter, params: &StatsParams) -> Map<String, Value> {
-    let mut meta = Map::new();
-    meta.insert(
-        "from".into(),
-        json!(filter.from.format("%Y-%m-%d").to_string()),
-    );
-    meta.insert("to".into(), json!(filter.to.format("%Y-%m-%d").to_string()));
-    if let Some(d) = given(&params.distribution) {
-        meta.insert("distribution".into(), json!(d));
+fn range_meta(filter: &Filter, params: &StatsParams) -> ReportMeta {
+    ReportMeta {
+        from: Some(filter.from.format("%Y-%m-%d").to_string()),
+        to: Some(filter.to.format("%Y-%m-%d").to_string()),
+        distribution: given(&params.distribution).map(str::to_owned),
+        ..ReportMeta::default()
     }
-    meta
 }
 
 /// JSON, or CSV as an attachment named after the report.
-pub fn render(table: Table, meta: Map<String, Value>, csv: bool, name: &str) -> Response {
+pub fn render(table: Table, meta: ReportMeta, csv: bool, name: &str) -> Response {
     if csv {
         let mut response = table.to_csv().into_response();
         let headers = response.headers_mut();
@@ -231,10 +317,18 @@ pub fn render(table: Table, meta: Map<String, Value>, csv: bool, name: &str) -> 
         }
         response
     } else {
-        axum::Json(query::report_json(&table, meta)).into_response()
+        axum::Json(StatsReport::new(&table, meta)).into_response()
     }
 }
 
+/// Downloads per day, release, distribution, configuration or license (permission `read`;
+/// per license needs `licenses`, since it names license keys). `format=csv` answers CSV.
+#[utoipa::path(get, path = "/v1/stats/downloads", tag = "statistics",
+    operation_id = "getDownloadStats", params(StatsParams),
+    responses((status = 200, description = "The report", content(
+        (StatsReport = "application/json"),
+        (String = "text/csv"),
+    ))))]
 async fn downloads(
     caller: Authorized<need::Read>,
     State(state): State<AppState>,
@@ -243,13 +337,17 @@ async fn downloads(
     params.check_may_read(&caller.0)?;
     let csv = params.csv()?;
     let (table, meta) = downloads_report(&state, &params).await?;
-    let name = format!(
-        "downloads-by-{}",
-        meta["group_by"].as_str().unwrap_or("day")
-    );
+    let name = format!("downloads-by-{}", meta.group_by.as_deref().unwrap_or("day"));
     Ok(render(table, meta, csv, &name))
 }
 
+/// Which versions installations came from and went to (permission `read`).
+#[utoipa::path(get, path = "/v1/stats/upgrade-paths", tag = "statistics",
+    operation_id = "getUpgradePaths", params(StatsParams),
+    responses((status = 200, description = "The report", content(
+        (StatsReport = "application/json"),
+        (String = "text/csv"),
+    ))))]
 async fn upgrade_paths(
     _: Authorized<need::Read>,
     State(state): State<AppState>,
@@ -260,6 +358,13 @@ async fn upgrade_paths(
     Ok(render(table, meta, csv, "upgrade-paths"))
 }
 
+/// Installations seen in the last `days`, by version or configuration (permission `read`).
+#[utoipa::path(get, path = "/v1/stats/installed-base", tag = "statistics",
+    operation_id = "getInstalledBase", params(StatsParams),
+    responses((status = 200, description = "The report", content(
+        (StatsReport = "application/json"),
+        (String = "text/csv"),
+    ))))]
 async fn installed_base(
     _: Authorized<need::Read>,
     State(state): State<AppState>,
@@ -270,18 +375,34 @@ async fn installed_base(
     Ok(render(table, meta, csv, "installed-base"))
 }
 
-/// The capture pipeline's counters since start.
+/// The statistics capture pipeline's counters since this instance started.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PipelineCounters {
+    /// Events waiting to be written.
+    pub queued: u64,
+    pub queue_capacity: u64,
+    pub written_events: u64,
+    /// Events dropped because the queue was full.
+    pub dropped_events: u64,
+    /// Events the database refused.
+    pub failed_events: u64,
+    pub retention_days: u32,
+}
+
+/// The capture pipeline's counters since start (permission `read`).
+#[utoipa::path(get, path = "/v1/stats/pipeline", tag = "statistics",
+    operation_id = "getStatsPipeline",
+    responses((status = 200, description = "The counters", body = PipelineCounters)))]
 async fn pipeline(
     _: Authorized<need::Read>,
     State(state): State<AppState>,
-) -> Result<Response, ApiError> {
-    Ok(axum::Json(json!({
-        "queued": state.stats.queued(),
-        "queue_capacity": crate::recorder::QUEUE,
-        "written_events": state.stats.written(),
-        "dropped_events": state.stats.dropped(),
-        "failed_events": state.stats.failed(),
-        "retention_days": state.settings.stats_retention_days,
+) -> Result<axum::Json<PipelineCounters>, ApiError> {
+    Ok(axum::Json(PipelineCounters {
+        queued: state.stats.queued() as u64,
+        queue_capacity: crate::recorder::QUEUE as u64,
+        written_events: state.stats.written(),
+        dropped_events: state.stats.dropped(),
+        failed_events: state.stats.failed(),
+        retention_days: state.settings.stats_retention_days,
     }))
-    .into_response())
 }
