@@ -407,7 +407,9 @@ pub fn print_object(value: &Value, order: &[&str], render: &dyn Fn(&str, &Value)
     for k in keys {
         let text = render(k, &map[k]);
         let mut lines = text.lines();
-        println!("{k:<width$}  {}", lines.next().unwrap_or(""));
+        // No trailing blanks after a key whose value is empty.
+        let first = format!("{k:<width$}  {}", lines.next().unwrap_or(""));
+        println!("{}", first.trim_end());
         for line in lines {
             println!("{:<width$}  {line}", "");
         }
