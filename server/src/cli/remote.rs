@@ -359,9 +359,12 @@ pub fn cell(v: &Value) -> String {
     }
 }
 
+/// A column of a list: its title and how to render an item.
+pub type Column<'a> = (&'a str, &'a dyn Fn(&Value) -> String);
+
 /// A list answer `{"items", "total", "offset", "limit"}` as a table of `columns` (title, and
 /// how to render an item), with a line under it when the page does not hold every item.
-pub fn print_list(answer: &Answer, columns: &[(&str, &dyn Fn(&Value) -> String)]) {
+pub fn print_list(answer: &Answer, columns: &[Column]) {
     let items = answer.value["items"]
         .as_array()
         .cloned()
