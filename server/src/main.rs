@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vypusk_server::cli::{Cli, Command, admin, bundle, demo, publish};
+use vypusk_server::cli::{Cli, Command, admin, bundle, demo, publish, remote, resources};
 use vypusk_server::config::Settings;
 
 #[tokio::main]
@@ -13,17 +13,34 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // 2 usage, 3 server unreachable, 4 refused by the server (cli::remote), else 1.
+            ExitCode::from(remote::exit_code(&e))
         }
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Publish(args) = cli.command {
-        return publish::run(args).await;
-    }
+    // Commands that talk to a server need no settings of their own.
+    let command = match cli.command {
+        Command::Publish(args) => return publish::run(args).await,
+        Command::Distribution { remote, command } => {
+            return resources::distribution(&remote, command).await;
+        }
+        Command::Release { remote, command } => return resources::release(&remote, command).await,
+        Command::ApiKey { remote, command } if remote.key().is_some() => {
+            return resources::api_key(&remote, command).await;
+        }
+        // Without an API key every license command but `import` is a usage error (it says so).
+        Command::License { remote, command }
+            if remote.key().is_some()
+                || !matches!(command, resources::LicenseCommand::Import { .. }) =>
+        {
+            return resources::license(&remote, command).await;
+        }
+        other => other,
+    };
     let settings = Settings::load(&cli.settings, |k| std::env::var(k).ok())?;
-    match cli.command {
+    match command {
         Command::Serve => {
             let listener = vypusk_server::bind(settings.listen_addr()?).await?;
             vypusk_server::launch(settings, listener, shutdown_signal()).await
@@ -46,14 +63,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bundle(args) => bundle::run(&settings, args).await,
-        Command::ApiKey { command } => admin::api_key(&settings, command).await,
-        Command::License { command } => admin::license(&settings, command).await,
+        // Without an API key: on the data directory directly (the first key is made this way).
+        Command::ApiKey { remote, command } => {
+            admin::say_direct(&settings, &remote.server);
+            admin::api_key(&settings, command, remote.json).await
+        }
+        Command::License { remote, command } => match command {
+            resources::LicenseCommand::Import { file } => {
+                admin::say_direct(&settings, &remote.server);
+                admin::license_import(&settings, &file, remote.json).await
+            }
+            command => resources::license(&remote, command).await,
+        },
         Command::AdminPassword => admin::admin_password(&settings).await,
         Command::Backup { dir } => vypusk_server::backup::backup(&settings, &dir).await,
         Command::Restore { dir, force } => {
             vypusk_server::backup::restore(&settings, &dir, force).await
         }
-        Command::Publish(_) => unreachable!("handled above"),
+        Command::Publish(_) | Command::Distribution { .. } | Command::Release { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 

@@ -1,36 +1,28 @@
-//! `vypusk api-key …` and `vypusk license …`: administration on the data directory directly.
+//! `vypusk api-key …` and `vypusk license import` without an API key, and `vypusk
+//! admin-password`: administration on the data directory directly, through the same services
+//! as the vendor API's routes (so the first admin key can be made before there is any key).
+//! With an API key the same commands go over HTTP (`super::resources`).
+
+use std::path::Path;
 
 use anyhow::Context;
 use axum::http::StatusCode;
-use clap::Subcommand;
 
+use super::remote::Answer;
+use super::resources::{ApiKeyCommand, PageArgs, print_created_key, print_keys};
 use crate::auth::Permission;
 use crate::config::Settings;
 use crate::licenses_csv;
+use crate::services::common::Page;
 use crate::services::{api_keys, licenses};
 
-#[derive(Debug, Subcommand)]
-pub enum ApiKeyCommand {
-    /// Create an API key; the key is printed once.
-    Create {
-        /// A name that says who uses the key, e.g. "ci".
-        #[arg(long)]
-        name: String,
-        /// Comma-separated permissions: read, publish, licenses, admin.
-        #[arg(long, default_value = "read")]
-        permissions: String,
-    },
-    /// List API keys (never the keys themselves).
-    List,
-    /// Revoke an API key by id.
-    Revoke { id: i32 },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum LicenseCommand {
-    /// Import licenses from a CSV file (UTF-8, or Windows-1251 as Excel writes it), all or
-    /// nothing.
-    Import { file: std::path::PathBuf },
+/// The line that says a command works on the data directory, not through a server (on
+/// standard error, so standard output stays what scripts read).
+pub fn say_direct(settings: &Settings, server: &str) {
+    eprintln!(
+        "working on the data directory {} directly (no API key given); with --api-key or VYPUSK_API_KEY it goes through the server ({server})",
+        settings.data_dir.display()
+    );
 }
 
 /// `vypusk admin-password`: the password comes from `VYPUSK_NEW_ADMIN_PASSWORD` or the first
@@ -60,7 +52,11 @@ async fn open_db(settings: &Settings) -> anyhow::Result<sea_orm::DatabaseConnect
     Ok(db)
 }
 
-pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Result<()> {
+pub async fn api_key(
+    settings: &Settings,
+    command: ApiKeyCommand,
+    json: bool,
+) -> anyhow::Result<()> {
     let db = open_db(settings).await?;
     match command {
         ApiKeyCommand::Create { name, permissions } => {
@@ -76,35 +72,22 @@ pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Res
             let joined = Permission::join(&row.permissions);
             tracing::info!(target: "audit", actor = "cli", id = row.id, name = %crate::error::quote(&row.name),
                 permissions = %joined, "API key created");
-            println!(
-                "Created API key {} ({:?}, permissions: {joined}). The key, shown only this once:",
-                row.id, row.name
-            );
-            println!("{}", created.key);
+            print_created_key(json, &Answer::of(&created));
         }
-        ApiKeyCommand::List => {
-            let rows = api_keys::all(&db).await.map_err(api_error)?;
-            if rows.is_empty() {
-                println!("no API keys");
-            } else {
-                println!(
-                    "{:>5}  {:<14} {:<28} {:<21} name",
-                    "id", "prefix", "permissions", "created"
-                );
-                for k in rows {
-                    println!(
-                        "{:>5}  {:<14} {:<28} {:<21} {}",
-                        k.id,
-                        format!("{}…", k.prefix),
-                        Permission::join(&k.permissions),
-                        // RFC 3339 with a space, as this list always showed it.
-                        k.created_at.replacen('T', " ", 1),
-                        k.name
-                    );
-                }
-            }
+        ApiKeyCommand::List(PageArgs {
+            offset,
+            limit,
+            sort,
+        }) => {
+            let page = Page {
+                offset: offset.unwrap_or(0),
+                limit: limit.unwrap_or(100),
+                sort,
+            };
+            let list = api_keys::list(&db, &page).await.map_err(api_error)?;
+            print_keys(json, &Answer::of(&list));
         }
-        ApiKeyCommand::Revoke { id } => {
+        ApiKeyCommand::Delete { id } => {
             match api_keys::revoke(&db, id).await {
                 Ok(()) => {}
                 Err(e) if e.status == StatusCode::NOT_FOUND => {
@@ -113,7 +96,9 @@ pub async fn api_key(settings: &Settings, command: ApiKeyCommand) -> anyhow::Res
                 Err(e) => return Err(api_error(e)),
             }
             tracing::info!(target: "audit", actor = "cli", id, "API key revoked");
-            println!("revoked API key {id}");
+            if !json {
+                println!("revoked API key {id}");
+            }
         }
     }
     Ok(())
@@ -135,31 +120,40 @@ pub fn parse_permissions(list: &str) -> anyhow::Result<Vec<Permission>> {
     })
 }
 
-pub async fn license(settings: &Settings, command: LicenseCommand) -> anyhow::Result<()> {
-    match command {
-        LicenseCommand::Import { file } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let (licenses, encoding) = licenses_csv::parse_bytes(&bytes)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            if encoding != licenses_csv::Encoding::Utf8 {
-                println!(
-                    "{} is not UTF-8: read as {}",
-                    file.display(),
-                    encoding.name()
-                );
-            }
-            let db = open_db(settings).await?;
-            let n = licenses::import(&db, &licenses).await?;
-            let features: usize = licenses.iter().map(|l| l.features.len()).sum();
-            tracing::info!(target: "audit", actor = "cli", licenses = n, features,
-                file = %file.display(), "licenses imported");
-            println!(
-                "imported {n} licenses with {features} features from {}",
-                file.display()
-            );
-            println!("Running servers on this database apply them within a second.");
+/// `vypusk license import FILE` on the data directory: all or nothing; servers on the same
+/// database apply the licenses within a second (they poll for changes).
+pub async fn license_import(settings: &Settings, file: &Path, json: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (licenses, encoding) = licenses_csv::parse_bytes(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if encoding != licenses_csv::Encoding::Utf8 {
+        let line = format!(
+            "{} is not UTF-8: read as {}",
+            file.display(),
+            encoding.name()
+        );
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
         }
+    }
+    let db = open_db(settings).await?;
+    let n = licenses::import(&db, &licenses).await?;
+    let features: usize = licenses.iter().map(|l| l.features.len()).sum();
+    tracing::info!(target: "audit", actor = "cli", licenses = n, features,
+        file = %file.display(), "licenses imported");
+    if json {
+        super::remote::print_json(&Answer::of(&licenses::ImportSummary {
+            imported: n,
+            features,
+        }));
+    } else {
+        println!(
+            "imported {n} licenses with {features} features from {}",
+            file.display()
+        );
+        println!("Running servers on this database apply them within a second.");
     }
     Ok(())
 }
