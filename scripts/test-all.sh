@@ -69,6 +69,18 @@ export VYPUSK_TEST_S3="s3://vypusk?endpoint=http://127.0.0.1:$S3_PORT&access_key
 export VYPUSK_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
 export VYPUSK_TEST_S3_ROOT="$S3_ROOT"
 
+say "schemathesis (schema-driven tests of the API against its OpenAPI document)"
+SCHEMATHESIS_VERSION=4.32.5
+if ! target/schemathesis/bin/schemathesis --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        apt_install python3-venv
+    fi
+    rm -rf target/schemathesis
+    python3 -m venv target/schemathesis
+    target/schemathesis/bin/pip install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+target/schemathesis/bin/schemathesis --version
+
 say "workspace tests (the S3 tests included)"
 cargo build --workspace --all-targets
 cargo test --workspace

@@ -16,6 +16,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder};
 use utoipa::openapi::security::{SecurityRequirement, SecurityScheme};
@@ -150,7 +151,163 @@ impl Modify for Shared {
     }
 }
 
+/// OpenAPI links: what a created resource's answer leads to, for clients and for stateful
+/// testing. `(operation, status, link name, target operation, parameter, value expression)`.
+const LINKS: &[(&str, &str, &str, &str, &str, &str)] = &[
+    (
+        "createDistribution",
+        "201",
+        "GetDistribution",
+        "getDistribution",
+        "code",
+        "$response.body#/code",
+    ),
+    (
+        "createDistribution",
+        "201",
+        "UpdateDistribution",
+        "updateDistribution",
+        "code",
+        "$response.body#/code",
+    ),
+    (
+        "createDistribution",
+        "201",
+        "ListReleases",
+        "listReleases",
+        "code",
+        "$response.body#/code",
+    ),
+    (
+        "createDistribution",
+        "201",
+        "CreateRelease",
+        "createRelease",
+        "code",
+        "$response.body#/code",
+    ),
+    (
+        "createDistribution",
+        "201",
+        "DeleteDistribution",
+        "deleteDistribution",
+        "code",
+        "$response.body#/code",
+    ),
+    (
+        "createRelease",
+        "201",
+        "GetRelease",
+        "getRelease",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createRelease",
+        "201",
+        "UpdateRelease",
+        "updateRelease",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createRelease",
+        "201",
+        "UploadFiles",
+        "uploadFiles",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createRelease",
+        "201",
+        "PublishRelease",
+        "publishRelease",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createRelease",
+        "201",
+        "DeleteRelease",
+        "deleteRelease",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "publishRelease",
+        "200",
+        "YankRelease",
+        "yankRelease",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "publishRelease",
+        "200",
+        "GetReleaseBundle",
+        "getReleaseBundle",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createLicense",
+        "201",
+        "GetLicense",
+        "getLicense",
+        "key",
+        "$response.body#/key",
+    ),
+    (
+        "createLicense",
+        "201",
+        "UpdateLicense",
+        "updateLicense",
+        "key",
+        "$response.body#/key",
+    ),
+    (
+        "createLicense",
+        "201",
+        "DeleteLicense",
+        "deleteLicense",
+        "key",
+        "$response.body#/key",
+    ),
+    (
+        "createApiKey",
+        "201",
+        "RevokeApiKey",
+        "revokeApiKey",
+        "id",
+        "$response.body#/id",
+    ),
+];
+
+fn add_links(op: &mut Operation) {
+    let Some(id) = op.operation_id.clone() else {
+        return;
+    };
+    for (from, status, name, target, parameter, value) in LINKS {
+        if *from != id {
+            continue;
+        }
+        if let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) {
+            response.links.insert(
+                (*name).to_owned(),
+                RefOr::T(
+                    LinkBuilder::new()
+                        .operation_id(*target)
+                        .parameter(*parameter, *value)
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
 fn decorate(op: &mut Operation, api: bool, public: bool) {
+    add_links(op);
     let (errors, schema) = if api {
         (API_ERRORS, "ApiError")
     } else {
@@ -387,6 +544,9 @@ mod tests {
                     }
                 }
             }
+        }
+        for (from, _, name, to, _, _) in LINKS {
+            assert!(ids.contains(*from) && ids.contains(*to), "link {name}");
         }
         for (name, schema) in document["components"]["schemas"].as_object().unwrap() {
             free_form(name, schema);

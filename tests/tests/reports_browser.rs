@@ -1,7 +1,8 @@
 //! The HTML reports in a real browser: headless Chromium driven over WebDriver (chromedriver,
 //! spoken to directly with reqwest). The test logs in through the form, opens each report page,
 //! checks that the SVG charts are there and that the numbers in the page equal the API's, and
-//! saves a screenshot of each page under `target/report-screenshots/`.
+//! saves a screenshot of each page under `target/report-screenshots/`. A second test opens
+//! Swagger UI at `/docs` and runs "Try it out" of `getAvailableReleases` in the browser.
 //!
 //! Needs `chromium` and `chromedriver` (Debian: `chromium chromium-driver`); `.ci/run`
 //! installs them. Without them the test is skipped, except under CI, where it fails.
@@ -516,4 +517,131 @@ async fn reports_render_in_headless_chromium() {
         .await;
     let chart = browser.find("svg#chart-downloads-per-release").await;
     assert_eq!(browser.attribute(&chart, "data-total").await, "0");
+}
+
+/// The number of operations `/api/openapi.json` describes.
+async fn documented_operations(server: &TestServer) -> usize {
+    let document: Value = server
+        .client
+        .get(server.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum()
+}
+
+/// `/docs` is Swagger UI served from the binary (no request leaves 127.0.0.1: the browser has
+/// no other network); it lists every operation, and "Try it out" of `getAvailableReleases`
+/// with the document's example body, executed by the browser against this server, answers
+/// 200 with the release the example's configuration and key may have.
+#[tokio::test]
+async fn swagger_ui_lists_every_operation_and_tries_one_out() {
+    let chromium = find_binary(&["chromium", "chromium-browser", "google-chrome"]);
+    let chromedriver = find_binary(&["chromedriver"]);
+    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+        panic!(
+            "chromium and chromedriver are needed: apt-get install chromium chromium-driver \
+             (.ci/run installs them)"
+        );
+    };
+    let server = TestServer::start().await;
+    // What the document's examples name: TYPE PT40_UT_CRM3, УправлениеТорговлей 11.5.8.233,
+    // installed 4.0.4.11, key ACME-0001 with feature 85/43.
+    server
+        .create_distribution(
+            "PT40_UT_CRM3",
+            json!({"name": "CRM для Управления торговлей", "lic_product_id": 85, "lic_feature_id": 43}),
+        )
+        .await;
+    server
+        .create_release(
+            "PT40_UT_CRM3",
+            json!({"version": "4.0.4.12", "changelog": "* Исправлена печать счёта",
+                   "compatibility": [{"conf": "УправлениеТорговлей", "min_1c_version": "11.4.11.55"}]}),
+            &[("PT40_UT_CRM3_4.0.4.12.zip", b"PK swagger")],
+            true,
+        )
+        .await;
+    let (status, body) = server
+        .admin_json(
+            Method::POST,
+            "/api/v1/licenses",
+            Some(json!({"key": "ACME-0001", "customer": "ООО «Ромашка»",
+                        "features": [{"product": 85, "feature": 43}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let operations = documented_operations(&server).await;
+    assert!(operations > 40, "{operations}");
+
+    let browser = Driver::start(&chromium, &chromedriver).await;
+    browser.goto(&server.url("/docs")).await;
+    // `/docs` redirects to `/docs/`, which loads the document and renders one block per
+    // operation (tags are expanded, operations collapsed).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut blocks = Vec::new();
+    while std::time::Instant::now() < deadline {
+        blocks = browser.find_all(".opblock").await;
+        if blocks.len() >= operations {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        blocks.len(),
+        operations,
+        "Swagger UI shows {} operations of {operations}",
+        blocks.len()
+    );
+    let page = browser.source().await;
+    for id in [
+        "getAvailableReleases",
+        "createRelease",
+        "importLicenses",
+        "getDownloadStats",
+    ] {
+        assert!(page.contains(id), "{id} is not listed");
+    }
+
+    let operation = "#operations-client-getAvailableReleases";
+    browser
+        .click(&format!("{operation} .opblock-summary"))
+        .await;
+    // `tryItOutEnabled` opens the form at once; the body is the document's example.
+    let body = browser
+        .wait_for(&format!("{operation} textarea.body-param__text"))
+        .await;
+    assert!(!body.is_empty(), "no request body editor");
+    let example = browser.text(&body[0]).await;
+    let example = if example.is_empty() {
+        browser.attribute(&body[0], "value").await
+    } else {
+        example
+    };
+    assert!(example.contains("PT40_UT_CRM3"), "{example}");
+    browser.click(&format!("{operation} button.execute")).await;
+    let status = browser
+        .wait_for(&format!(
+            "{operation} .live-responses-table .response .response-col_status"
+        ))
+        .await;
+    assert!(!status.is_empty(), "no live response");
+    let code = browser.text(&status[0]).await;
+    let answer = browser
+        .wait_for(&format!(
+            "{operation} .live-responses-table .response-col_description pre"
+        ))
+        .await;
+    let answer = browser.text(&answer[0]).await;
+    browser.screenshot("swagger-ui-try-it-out").await;
+    assert_eq!(code.trim(), "200", "{answer}");
+    assert!(answer.contains("\"uniqid\": \"4.0.4.12\""), "{answer}");
 }
