@@ -5,7 +5,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, Order,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -150,17 +150,6 @@ pub async fn list(db: &DatabaseConnection, page: &Page) -> Result<ApiKeyList, Ap
         total,
         page,
     ))
-}
-
-/// Every key, by id (for `vypusk api-key list`).
-pub async fn all(db: &DatabaseConnection) -> Result<Vec<ApiKeyView>, ApiError> {
-    Ok(api_key::Entity::find()
-        .order_by_asc(api_key::Column::Id)
-        .all(db)
-        .await?
-        .iter()
-        .map(ApiKeyView::of)
-        .collect())
 }
 
 /// The key `id`, if it exists.
