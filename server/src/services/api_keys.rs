@@ -291,9 +291,10 @@ mod tests {
         assert_eq!(revoke_named(&db, "demo").await.unwrap(), 0);
         revoke(&db, created.view.id).await.unwrap();
         assert_eq!(find(&db, created.view.id).await.unwrap(), None);
-        let left: Vec<String> = all(&db)
+        let left: Vec<String> = list(&db, &page(0, 1000, None))
             .await
             .unwrap()
+            .items
             .into_iter()
             .map(|k| k.name)
             .collect();
@@ -319,6 +320,6 @@ mod tests {
             let e = create(&db, input).await.unwrap_err();
             assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         }
-        assert!(all(&db).await.unwrap().is_empty());
+        assert_eq!(list(&db, &page(0, 10, None)).await.unwrap().total, 0);
     }
 }

@@ -1,6 +1,6 @@
 //! Helpers shared by the services (and, re-exported by `routes::api::common`, the handlers):
-//! list answers and paging, child rows, `null` in edits, timestamps and text checks. Nothing
-//! here knows HTTP.
+//! list answers and paging, child rows, timestamps and text checks (`null` in edits is
+//! `services::patch`). Nothing here knows HTTP.
 
 use std::collections::HashMap;
 
@@ -9,7 +9,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, Order, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Select,
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 
@@ -147,16 +147,6 @@ where
         }
     }
     Ok(out)
-}
-
-/// For `Option<Option<T>>` fields of edits (with `#[serde(default)]`): a field left out is
-/// `None`, a field sent as `null` is `Some(None)`, a value is `Some(Some(v))`.
-pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// RFC 3339 with seconds, `Z` for UTC.

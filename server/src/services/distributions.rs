@@ -15,7 +15,8 @@ use crate::domain::DistributionCode;
 use crate::entities::{compatibility, distribution, file, release, release_metadata};
 use crate::error::ApiError;
 
-use super::common::{self, Page, nullable};
+use super::common::{self, Page};
+use super::patch;
 use crate::state::AppState;
 
 /// The fields of a new distribution (SPEC §3), for POST; an edit merged over a distribution.
@@ -75,34 +76,34 @@ pub struct DistributionEdit {
     #[serde(default)]
     #[schema(example = "PT40_UT_CRM3")]
     code: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = String, required = false, example = "CRM для Управления торговлей")]
     name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<String>, required = false)]
     description: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<String>, required = false)]
     developer: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<String>, required = false)]
     label: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<String>, required = false)]
     promo_link: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<i64>, required = false)]
     lic_product_id: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<i64>, required = false)]
     lic_feature_id: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = bool, required = false)]
     published: Option<Option<bool>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = bool, required = false)]
     hide_unlicensed: Option<Option<bool>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = String, required = false, example = "1c")]
     version_scheme: Option<Option<String>>,
 }

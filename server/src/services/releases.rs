@@ -26,7 +26,8 @@ use crate::catalog_sync::{self, Change};
 use crate::entities::{compatibility, distribution, file, release, release_metadata};
 use crate::error::{ApiError, quote};
 
-use super::common::{self, Page, nullable};
+use super::common::{self, Page};
+use super::patch;
 use crate::state::AppState;
 
 // ---------------------------------------------------------------------------------------
@@ -178,21 +179,21 @@ pub struct NewRelease {
 #[serde(deny_unknown_fields)]
 pub struct ReleaseEdit {
     /// Only while draft.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = String, required = false, example = "4.0.4.13")]
     pub version: Option<Option<String>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = bool, required = false)]
     pub prerelease: Option<Option<bool>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<String>, required = false, example = "* Исправлена печать счёта")]
     pub changelog: Option<Option<String>>,
     /// Replaces the whole list; a published release keeps at least one entry.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<Vec<CompatInput>>, required = false)]
     pub compatibility: Option<Option<Vec<CompatInput>>>,
     /// Replaces all metadata.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<BTreeMap<String, String>>, required = false)]
     pub metadata: Option<Option<BTreeMap<String, String>>>,
 }
