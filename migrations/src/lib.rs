@@ -9,6 +9,7 @@ mod m20261130_000003_semver_precedence;
 mod m20261130_100001_cluster;
 mod m20261201_000001_blobs;
 mod m20261202_000001_download_starts;
+mod m20261203_000001_users;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_blobs::Migration),
             Box::new(m20261130_100001_cluster::Migration),
             Box::new(m20261202_000001_download_starts::Migration),
+            Box::new(m20261203_000001_users::Migration),
         ]
     }
 }

@@ -84,7 +84,7 @@ pub struct AuditActor(Arc<OnceLock<String>>);
 impl AuditActor {
     pub fn set(&self, caller: &Caller) {
         let _ = self.0.set(match caller {
-            Caller::Admin => "admin".to_owned(),
+            Caller::User { login, .. } => login.clone(),
             Caller::ApiKey { id, .. } => format!("api-key:{id}"),
         });
     }

@@ -1,5 +1,8 @@
-//! Who is calling the vendor API: the `admin` user (HTTP Basic) or an API key (`Bearer` or
-//! `x-api-key`) with permissions. Passwords are PBKDF2-hashed; API keys are stored as SHA-256.
+//! Who is calling the vendor API: a user (HTTP Basic, with the permissions of the user's roles,
+//! `services::users`) or an API key (`Bearer` or `x-api-key`) with permissions, never more than
+//! its user's roles allow now. Passwords are PBKDF2-hashed; API keys are stored as SHA-256.
+//! Users and keys are read from the database on every request, so a disabled user, a changed
+//! role or a revoked key counts on every instance with its next request.
 
 use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
@@ -21,6 +24,7 @@ use sha2::Digest;
 use crate::entities::{admin_user, api_key};
 use crate::error::ApiError;
 use crate::ratelimit::FailureLimiter;
+use crate::services::users;
 use crate::state::AppState;
 
 pub const ADMIN_USER: &str = "admin";
@@ -98,20 +102,55 @@ impl Permission {
 /// An authenticated caller of the vendor API.
 #[derive(Debug, Clone)]
 pub enum Caller {
-    Admin,
+    /// A user logged in with their password: the permissions of the user's roles.
+    User {
+        id: i32,
+        login: String,
+        permissions: Vec<Permission>,
+    },
+    /// An API key of user `user_id`: the key's permissions as far as the user's roles allow.
     ApiKey {
         id: i32,
+        user_id: i32,
         permissions: Vec<Permission>,
     },
 }
 
+/// Whether one of `held` implies `wanted` ([`Permission::implies`]).
+pub fn grants(held: &[Permission], wanted: Permission) -> bool {
+    held.iter().any(|p| p.implies(wanted))
+}
+
+/// What a key holding `key` may do for a user holding `user`: everything both grant. The
+/// key's own list when the user grants all of it; otherwise the permissions both imply (so an
+/// `admin` key of a user demoted to `release` keeps `publish` and `read`).
+pub fn narrowed(key: &[Permission], user: &[Permission]) -> Vec<Permission> {
+    if key.iter().all(|p| grants(user, *p)) {
+        return key.to_vec();
+    }
+    Permission::ALL
+        .into_iter()
+        .filter(|p| grants(key, *p) && grants(user, *p))
+        .collect()
+}
+
 impl Caller {
-    /// Whether one of the caller's permissions implies `wanted` ([`Permission::implies`]);
-    /// the admin user has every permission.
+    /// Whether one of the caller's permissions implies `wanted` ([`Permission::implies`]).
     pub fn has(&self, wanted: Permission) -> bool {
+        grants(self.permissions(), wanted)
+    }
+
+    pub fn permissions(&self) -> &[Permission] {
         match self {
-            Caller::Admin => true,
-            Caller::ApiKey { permissions, .. } => permissions.iter().any(|p| p.implies(wanted)),
+            Caller::User { permissions, .. } | Caller::ApiKey { permissions, .. } => permissions,
+        }
+    }
+
+    /// The user acting, directly or through one of their keys.
+    pub fn user_id(&self) -> i32 {
+        match self {
+            Caller::User { id, .. } => *id,
+            Caller::ApiKey { user_id, .. } => *user_id,
         }
     }
 
@@ -119,8 +158,12 @@ impl Caller {
         if self.has(wanted) {
             Ok(())
         } else {
+            let who = match self {
+                Caller::User { .. } => "this user's roles lack",
+                Caller::ApiKey { .. } => "this API key lacks",
+            };
             Err(ApiError::forbidden(format!(
-                "this API key lacks the {:?} permission",
+                "{who} the {:?} permission",
                 wanted.as_str()
             )))
         }
@@ -321,9 +364,9 @@ pub async fn authenticate(
             if throttle.blocked(Some(user), client) {
                 return Err(too_many_failed_logins());
             }
-            if user == ADMIN_USER && verify_admin(state, password).await? {
+            if let Some(caller) = verify_user(state, user, password).await? {
                 throttle.succeeded(user, client);
-                return Ok(Caller::Admin);
+                return Ok(caller);
             }
             throttle.failed(Some(user), client);
             tracing::info!(target: "audit", %client, user = %crate::error::quote(user), "failed login");
@@ -347,19 +390,57 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     .then(|| &s[prefix.len()..])
 }
 
-/// The admin's stored password hash; `None` before the admin exists.
-pub async fn admin_password_hash(db: &DatabaseConnection) -> Result<Option<String>, DbErr> {
-    Ok(admin_user::Entity::find()
-        .filter(admin_user::Column::Username.eq(ADMIN_USER))
-        .one(db)
+/// The enabled user `login` when `password` is theirs (a user without a password, or a
+/// disabled one, never verifies).
+async fn verify_user(
+    state: &AppState,
+    login: &str,
+    password: &str,
+) -> Result<Option<Caller>, ApiError> {
+    let Some(user) = admin_user::Entity::find()
+        .filter(admin_user::Column::Username.eq(login))
+        .one(&state.db)
         .await?
-        .map(|a| a.password_hash))
+    else {
+        return Ok(None);
+    };
+    if user.disabled || user.password_hash.is_empty() {
+        return Ok(None);
+    }
+    if !verify_cached(state, &user.password_hash, password).await? {
+        return Ok(None);
+    }
+    Ok(Some(Caller::User {
+        id: user.id,
+        permissions: users::permissions_of_user(&user),
+        login: user.username,
+    }))
 }
 
-async fn verify_admin(state: &AppState, password: &str) -> Result<bool, ApiError> {
-    let Some(hash) = admin_password_hash(&state.db).await? else {
-        return Ok(false);
-    };
+/// User `id` as a caller, while enabled; `None` otherwise.
+pub async fn user_caller(db: &DatabaseConnection, id: i32) -> Result<Option<Caller>, DbErr> {
+    Ok(admin_user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|u| !u.disabled)
+        .map(|u| Caller::User {
+            id: u.id,
+            permissions: users::permissions_of_user(&u),
+            login: u.username,
+        }))
+}
+
+/// The stored password hash of user `id`, while enabled: what a reports session is bound to.
+pub async fn user_password_hash(db: &DatabaseConnection, id: i32) -> Result<Option<String>, DbErr> {
+    Ok(admin_user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|u| !u.disabled && !u.password_hash.is_empty())
+        .map(|u| u.password_hash))
+}
+
+async fn verify_cached(state: &AppState, hash: &str, password: &str) -> Result<bool, ApiError> {
+    let hash = hash.to_owned();
     let fingerprint: [u8; 32] = sha2::Sha256::new()
         .chain_update(hash.as_bytes())
         .chain_update([0u8])
@@ -399,6 +480,28 @@ async fn verify_admin(state: &AppState, password: &str) -> Result<bool, ApiError
     Ok(ok)
 }
 
+/// The caller an API key row stands for: 401 when its user is disabled or gone; otherwise the
+/// key's permissions narrowed to what the user's roles allow now ([`narrowed`]).
+pub async fn key_caller(db: &DatabaseConnection, row: &api_key::Model) -> Result<Caller, ApiError> {
+    let user = match row.user_id {
+        Some(id) => admin_user::Entity::find_by_id(id).one(db).await?,
+        None => None,
+    };
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "this API key's user is disabled",
+        ));
+    };
+    let allowed = users::permissions_of_user(&user);
+    Ok(Caller::ApiKey {
+        id: row.id,
+        user_id: user.id,
+        permissions: narrowed(&Permission::parse_list(&row.permissions), &allowed),
+    })
+}
+
 async fn api_key_caller(state: &AppState, key: &str) -> Result<Caller, ApiError> {
     let row = api_key::Entity::find()
         .filter(api_key::Column::KeyHash.eq(hash_api_key(key)))
@@ -411,11 +514,9 @@ async fn api_key_caller(state: &AppState, key: &str) -> Result<Caller, ApiError>
                 "unknown or revoked API key",
             )
         })?;
+    let caller = key_caller(&state.db, &row).await?;
     note_key_use(state, row.id);
-    Ok(Caller::ApiKey {
-        id: row.id,
-        permissions: Permission::parse_list(&row.permissions),
-    })
+    Ok(caller)
 }
 
 /// Writes `last_used_at` at most once a minute per key, in a task of its own so the request
@@ -542,12 +643,14 @@ mod tests {
         // Combinations add up: publish + licenses is both, still not admin.
         let both = Caller::ApiKey {
             id: 3,
+            user_id: 1,
             permissions: vec![Publish, Licenses],
         };
         assert!(both.has(Publish) && both.has(Licenses) && both.has(Read));
         assert!(!both.has(Admin));
         let nothing = Caller::ApiKey {
             id: 4,
+            user_id: 1,
             permissions: vec![],
         };
         assert!(wanted.into_iter().all(|w| !nothing.has(w)));
@@ -557,6 +660,7 @@ mod tests {
     fn permissions_imply() {
         let publisher = Caller::ApiKey {
             id: 1,
+            user_id: 1,
             permissions: vec![Permission::Publish],
         };
         assert!(publisher.has(Permission::Read));
@@ -565,13 +669,34 @@ mod tests {
         assert!(!publisher.has(Permission::Admin));
         let reader = Caller::ApiKey {
             id: 2,
+            user_id: 1,
             permissions: vec![Permission::Read],
         };
         assert!(!reader.has(Permission::Publish));
-        assert!(Caller::Admin.has(Permission::Admin));
+        let owner = Caller::User {
+            id: 1,
+            login: "admin".into(),
+            permissions: vec![Permission::Admin],
+        };
+        assert!(Permission::ALL.into_iter().all(|p| owner.has(p)));
         assert_eq!(
             Permission::parse_list("read, publish,bogus"),
             vec![Permission::Read, Permission::Publish]
         );
+    }
+
+    /// A key never does more than its user's roles allow now.
+    #[test]
+    fn keys_are_narrowed_to_their_user() {
+        use Permission::*;
+        assert_eq!(narrowed(&[Publish], &[Admin]), vec![Publish]);
+        assert_eq!(narrowed(&[Admin], &[Publish]), vec![Read, Publish]);
+        assert_eq!(
+            narrowed(&[Publish, Licenses], &[Licenses]),
+            vec![Read, Licenses]
+        );
+        assert_eq!(narrowed(&[Publish], &[Licenses]), vec![Read]);
+        assert_eq!(narrowed(&[Admin], &[]), Vec::<Permission>::new());
+        assert_eq!(narrowed(&[Read], &[Read]), vec![Read]);
     }
 }

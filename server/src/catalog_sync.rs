@@ -10,8 +10,8 @@
 //! Each running server polls the generation every [`POLL_INTERVAL`] ([`CatalogSync`]) and,
 //! when it moved, refreshes only what the new changes name: one distribution, one license, or
 //! all licenses after a bulk import. When the log no longer holds every change it missed (it is
-//! pruned), it reloads the whole catalog. API keys are read from the database on every request,
-//! so their changes are counted but need no refresh.
+//! pruned), it reloads the whole catalog. API keys and users are read from the database on every
+//! request, so their changes are counted but need no refresh.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -40,6 +40,8 @@ pub enum Change<'a> {
     ImportedLicenses(chrono::DateTime<chrono::Utc>),
     /// An API key (by id).
     ApiKey(i32),
+    /// A user: roles, `disabled`, password or set-password token (by id).
+    User(i32),
 }
 
 impl Change<'_> {
@@ -49,6 +51,7 @@ impl Change<'_> {
             Change::License(key) => ("license", (*key).to_owned()),
             Change::ImportedLicenses(since) => ("licenses", since.timestamp().to_string()),
             Change::ApiKey(id) => ("api_key", id.to_string()),
+            Change::User(id) => ("user", id.to_string()),
         }
     }
 }
@@ -149,7 +152,7 @@ pub async fn catch_up(db: &DatabaseConnection, catalog: &Catalog) -> Result<(), 
                 // Written before imports named their time.
                 Err(_) => all_licenses = true,
             },
-            "api_key" => {}
+            "api_key" | "user" => {}
             // Written by a newer version of vypusk: it knows what changed; this one does not.
             _ => return reload_everything(db, catalog, current).await,
         }

@@ -11,6 +11,7 @@ use vypusk_migrations::{Migrator, MigratorTrait as _};
 
 use crate::auth::{ADMIN_USER, hash_password, random_alphanumeric};
 use crate::entities::admin_user;
+use crate::services::users::Role;
 
 /// How long opening the database may take before startup fails (issue 8, item 4: a wrong URL
 /// or an unreachable server must not mean 30 s of silence).
@@ -126,8 +127,10 @@ pub fn kind(db: &DatabaseConnection) -> &'static str {
     }
 }
 
-/// Creates the admin user on first start. Returns the password when it was generated, so the
-/// caller can show it once.
+/// Creates the admin user, the first owner, on first start; gives it a password when it has
+/// none (made by `vypusk api-key create` on a data directory no server had started on), and
+/// gives keys without a user to the first owner. Returns the password when it was generated,
+/// so the caller can show it once.
 pub async fn ensure_admin(
     db: &DatabaseConnection,
     configured: Option<&str>,
@@ -136,8 +139,35 @@ pub async fn ensure_admin(
         .filter(admin_user::Column::Username.eq(ADMIN_USER))
         .one(db)
         .await?;
-    if existing.is_some() {
-        return Ok(None);
+    if let Some(admin) = existing {
+        let mut generated = None;
+        if admin.password_hash.is_empty() && admin.set_password_token_hash.is_none() {
+            let (password, made) = match configured {
+                Some(p) if !p.is_empty() => (p.to_owned(), false),
+                _ => (random_alphanumeric(24), true),
+            };
+            let hash = {
+                let password = password.clone();
+                tokio::task::spawn_blocking(move || hash_password(&password)).await?
+            };
+            // Only if still without one: another instance may have just set it.
+            let updated = admin_user::Entity::update_many()
+                .col_expr(
+                    admin_user::Column::PasswordHash,
+                    sea_orm::sea_query::Expr::value(hash),
+                )
+                .filter(admin_user::Column::Id.eq(admin.id))
+                .filter(admin_user::Column::PasswordHash.eq(""))
+                .exec(db)
+                .await?;
+            if made && updated.rows_affected == 1 {
+                generated = Some(password);
+            }
+        }
+        crate::services::users::first_owner(db)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        return Ok(generated);
     }
     let (password, generated) = match configured {
         Some(p) if !p.is_empty() => (p.to_owned(), false),
@@ -151,12 +181,19 @@ pub async fn ensure_admin(
         username: Set(ADMIN_USER.to_owned()),
         password_hash: Set(hash),
         created_at: Set(chrono::Utc::now()),
+        roles: Set(Role::Owner.as_str().to_owned()),
+        disabled: Set(false),
         ..Default::default()
     }
     .insert(db)
     .await;
     match inserted {
-        Ok(_) => Ok(generated.then_some(password)),
+        Ok(_) => {
+            crate::services::users::first_owner(db)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            Ok(generated.then_some(password))
+        }
         // Another instance starting at the same moment created it first; its password holds.
         Err(e) if is_unique_violation(&e) => Ok(None),
         Err(e) => Err(e.into()),
@@ -188,6 +225,8 @@ pub async fn set_admin_password(db: &DatabaseConnection, password: &str) -> anyh
             username: Set(ADMIN_USER.to_owned()),
             password_hash: Set(hash),
             created_at: Set(chrono::Utc::now()),
+            roles: Set(Role::Owner.as_str().to_owned()),
+            disabled: Set(false),
             ..Default::default()
         }
         .insert(db)

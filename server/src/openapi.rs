@@ -47,9 +47,11 @@ pub const API_KEY_HEADER: &str = "apiKey";
             every JSON answer is signed (`Licence-Signature` over the request's `Licence-QueryID` \
             and the body, RSA PKCS#1 v1.5 SHA-256, key at `/releases/v1/signing-key`). \
             Errors are `{\"error\": \"…\"}`.\n\
-            * `/api/…` — the vendor API: HTTP Basic as `admin`, or an API key \
+            * `/api/…` — the vendor API: HTTP Basic as a user (roles `owner`, `release`, \
+            `support`, `viewer` grant `admin`, `publish`, `licenses`, `read`), or an API key \
             (`Authorization: Bearer KEY` or `x-api-key: KEY`) with permissions `read`, \
-            `publish` (implies read), `licenses` (implies read) or `admin`. Errors are \
+            `publish` (implies read), `licenses` (implies read) or `admin`, never more than its \
+            user's roles allow. Errors are \
             `{\"Code\", \"Text\", \"Message\", \"Exception\"}`. `PUT` and `PATCH` both change \
             only the fields given; `null` clears an optional field.",
         license(name = "Apache-2.0"),
@@ -61,7 +63,8 @@ pub const API_KEY_HEADER: &str = "apiKey";
         (name = "distributions", description = "Distributions: what clients ask about by TYPE"),
         (name = "releases", description = "Releases: draft → published → yanked; files while draft"),
         (name = "licenses", description = "License keys and their features: customer data, permission `licenses`"),
-        (name = "api-keys", description = "Keys of the vendor API (permission `admin`)"),
+        (name = "api-keys", description = "Keys of the vendor API: each user their own, owners every key"),
+        (name = "users", description = "Users and their roles: owner, release, support, viewer (owners manage them)"),
         (name = "statistics", description = "Download statistics (SPEC §7)"),
     ),
     components(schemas(crate::error::ApiErrorBody, vypusk_protocol::wire::ClientError)),
@@ -111,7 +114,7 @@ impl Modify for Shared {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Basic)
-                    .description(Some("The `admin` user and its password"))
+                    .description(Some("A user's login and password"))
                     .build(),
             ),
         );
@@ -273,6 +276,22 @@ const LINKS: &[(&str, &str, &str, &str, &str, &str)] = &[
         "deleteLicense",
         "key",
         "$response.body#/key",
+    ),
+    (
+        "createUser",
+        "201",
+        "GetUser",
+        "getUser",
+        "id",
+        "$response.body#/id",
+    ),
+    (
+        "createUser",
+        "201",
+        "UpdateUser",
+        "updateUser",
+        "id",
+        "$response.body#/id",
     ),
     (
         "createApiKey",

@@ -67,7 +67,17 @@ pub async fn api_key(
                 name: name.to_owned(),
                 permissions,
             };
-            let created = api_keys::create(&db, input).await.map_err(api_error)?;
+            // On the data directory, keys belong to the first owner.
+            let owner = crate::services::users::first_owner(&db)
+                .await
+                .map_err(api_error)?;
+            let owner = api_keys::KeyOwner {
+                user_id: owner.id,
+                may_grant: vec![Permission::Admin],
+            };
+            let created = api_keys::create(&db, &owner, input)
+                .await
+                .map_err(api_error)?;
             let row = &created.view;
             let joined = Permission::join(&row.permissions);
             tracing::info!(target: "audit", actor = "cli", id = row.id, name = %crate::error::quote(&row.name),
@@ -84,11 +94,11 @@ pub async fn api_key(
                 limit: limit.unwrap_or(100),
                 sort,
             };
-            let list = api_keys::list(&db, &page).await.map_err(api_error)?;
+            let list = api_keys::list(&db, &page, None).await.map_err(api_error)?;
             print_keys(json, &Answer::of(&list));
         }
         ApiKeyCommand::Delete { id } => {
-            match api_keys::revoke(&db, id).await {
+            match api_keys::revoke(&db, id, None).await {
                 Ok(()) => {}
                 Err(e) if e.status == StatusCode::NOT_FOUND => {
                     anyhow::bail!("no API key with id {id}")

@@ -329,7 +329,14 @@ async fn replace_demo_key(db: &DatabaseConnection) -> anyhow::Result<(usize, Str
         name: DEMO_API_KEY_NAME.to_owned(),
         permissions: vec![Permission::Admin],
     };
-    let created = api_keys::create(db, input).await.map_err(failed)?;
+    let owner = crate::services::users::first_owner(db)
+        .await
+        .map_err(failed)?;
+    let owner = api_keys::KeyOwner {
+        user_id: owner.id,
+        may_grant: vec![Permission::Admin],
+    };
+    let created = api_keys::create(db, &owner, input).await.map_err(failed)?;
     tracing::info!(target: "audit", actor = "cli", key_id = created.view.id, revoked, "demo API key replaced");
     Ok((revoked, created.key))
 }

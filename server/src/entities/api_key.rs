@@ -11,6 +11,9 @@ pub struct Model {
     pub permissions: String,
     pub created_at: DateTimeUtc,
     pub last_used_at: Option<DateTimeUtc>,
+    /// The user the key belongs to (`admin_users.id`); `NULL` only for keys of a database
+    /// that had no user when it was migrated, which no caller can use.
+    pub user_id: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

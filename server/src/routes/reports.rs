@@ -21,16 +21,16 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{
-    ADMIN_USER, Authorized, Caller, Credentials, Permission, admin_password_hash, authenticate,
-    need,
+    Authorized, Caller, Credentials, Permission, authenticate, key_caller, need, user_caller,
+    user_password_hash,
 };
 use crate::client_addr::{ClientAddr, ForwardedHttps};
+use crate::entities::api_key;
 use crate::entities::distribution;
 use crate::error::ApiError;
 use crate::routes::api::stats::{
     StatsParams, downloads_report, installed_base_report, render, upgrade_paths_report,
 };
-use crate::services::api_keys;
 use crate::state::AppState;
 use crate::stats::chart::{self, group_digits, human_bytes};
 use crate::stats::query::{self, Cell, Table};
@@ -146,7 +146,8 @@ fn session_mac(payload: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// `who.expiry.mac`; `who` is `admin` or `key<id>`. Sessions end when the server restarts.
+/// `who.expiry.mac`; `who` is `u<id>-<password fingerprint>` or `key<id>`. Sessions end when
+/// the server restarts.
 fn session_cookie(who: &str, now: i64) -> String {
     let payload = format!("{who}.{}", now + SESSION_SECS);
     format!("{payload}.{}", session_mac(&payload))
@@ -173,34 +174,36 @@ fn session_of(headers: &HeaderMap) -> Option<String> {
         .find_map(|(_, v)| verify_session(v, now))
 }
 
-/// Names the admin's current password hash in a session, so a changed password ends every
-/// session made with the old one.
-fn admin_session_name(password_hash: &str) -> String {
+/// Names user `id` and their current password hash in a session, so a changed password ends
+/// every session made with the old one.
+fn user_session_name(id: i32, password_hash: &str) -> String {
     let fingerprint = hex::encode(&Sha256::digest(password_hash.as_bytes())[..8]);
-    format!("{ADMIN_USER}-{fingerprint}")
+    format!("u{id}-{fingerprint}")
 }
 
-/// The caller behind a session: an admin session lasts while the password it was made with
-/// is current; an API key's while the key exists and may read, with the key's permissions of
-/// now.
+/// The caller behind a session: a user's session lasts while the user is enabled and the
+/// password it was made with is current, with the user's roles of now; an API key's while the
+/// key exists and its user is enabled, with the key's permissions of now. Either only while it
+/// may read.
 async fn session_caller(state: &AppState, who: &str) -> Option<Caller> {
-    if who.starts_with(ADMIN_USER) {
-        return match admin_password_hash(&state.db).await {
-            Ok(Some(hash)) if admin_session_name(&hash) == who => Some(Caller::Admin),
-            _ => None,
-        };
-    }
-    let id = who
-        .strip_prefix("key")
-        .and_then(|id| id.parse::<i32>().ok())?;
-    match api_keys::find(&state.db, id).await {
-        Ok(Some(key)) => Some(Caller::ApiKey {
-            id,
-            permissions: key.permissions,
-        })
-        .filter(|c| c.has(Permission::Read)),
-        _ => None,
-    }
+    let caller = if let Some(rest) = who.strip_prefix('u') {
+        let id = rest.split_once('-')?.0.parse::<i32>().ok()?;
+        let hash = user_password_hash(&state.db, id).await.ok()??;
+        if user_session_name(id, &hash) != who {
+            return None;
+        }
+        user_caller(&state.db, id).await.ok()??
+    } else {
+        let id = who
+            .strip_prefix("key")
+            .and_then(|id| id.parse::<i32>().ok())?;
+        let row = api_key::Entity::find_by_id(id)
+            .one(&state.db)
+            .await
+            .ok()??;
+        key_caller(&state.db, &row).await.ok()?
+    };
+    Some(caller).filter(|c| c.has(Permission::Read))
 }
 
 #[derive(Deserialize)]
@@ -256,13 +259,13 @@ async fn login(
     };
     let who = match authenticate(&state, &credentials, ip).await {
         Ok(c) if c.has(Permission::Read) => match c {
-            Caller::Admin => match admin_password_hash(&state.db).await {
-                Ok(Some(hash)) => admin_session_name(&hash),
+            Caller::User { id, .. } => match user_password_hash(&state.db, id).await {
+                Ok(Some(hash)) => user_session_name(id, &hash),
                 _ => return login_failed("wrong user name, password or API key", &form.next),
             },
             Caller::ApiKey { id, .. } => format!("key{id}"),
         },
-        Ok(_) => return login_failed("this API key may not read statistics", &form.next),
+        Ok(_) => return login_failed("these credentials may not read statistics", &form.next),
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
             return login_refused(e.status, &e.message, &form.next);
         }

@@ -1,5 +1,7 @@
 //! API keys of the vendor API (`/api/v1/api-keys`, `vypusk api-key …`, `vypusk demo`): create,
-//! list, revoke. A key is shown once, at creation; only its SHA-256 and its first characters
+//! list, revoke. A key belongs to a user and is created with permissions its creator holds;
+//! when it is used, its permissions are narrowed to what its user's roles allow then
+//! (`auth::key_caller`). A key is shown once, at creation; only its SHA-256 and its first characters
 //! (to recognise it) are stored. Each write runs in one transaction and records the change for
 //! the other instances (`catalog_sync`), which drop the key from their credential caches.
 
@@ -46,6 +48,8 @@ pub struct ApiKeyView {
     pub created_at: String,
     /// RFC 3339 UTC; `null`: never used.
     pub last_used_at: Option<String>,
+    /// The user the key belongs to.
+    pub user_id: Option<i32>,
 }
 
 /// The answer to a creation: the key's fields and the key, shown only this once.
@@ -68,6 +72,7 @@ impl ApiKeyView {
             permissions: Permission::parse_list(&k.permissions),
             created_at: common::ts(k.created_at),
             last_used_at: k.last_used_at.map(common::ts),
+            user_id: k.user_id,
         }
     }
 }
@@ -104,11 +109,36 @@ fn checked_permissions(permissions: &[Permission]) -> Result<Vec<Permission>, Ap
     Ok(unique)
 }
 
-/// Stores a new key (the name trimmed, 1 to 255 characters; at least one permission) and
-/// returns it with the key itself, the only time it exists in clear.
-pub async fn create(db: &DatabaseConnection, input: NewApiKey) -> Result<CreatedApiKey, ApiError> {
+/// Who a new key is for: the user, and what the creator may hand on (the creator's
+/// permissions; a key never gets one its creator lacks).
+#[derive(Debug, Clone)]
+pub struct KeyOwner {
+    pub user_id: i32,
+    pub may_grant: Vec<Permission>,
+}
+
+/// 403 naming the first of `wanted` that `held` does not grant.
+pub fn check_grantable(wanted: &[Permission], held: &[Permission]) -> Result<(), ApiError> {
+    match wanted.iter().find(|p| !auth::grants(held, **p)) {
+        None => Ok(()),
+        Some(p) => Err(ApiError::forbidden(format!(
+            "a key cannot have the {:?} permission: the roles of the user creating it do not include it",
+            p.as_str()
+        ))),
+    }
+}
+
+/// Stores a new key of `owner.user_id` (the name trimmed, 1 to 255 characters; at least one
+/// permission, each one `owner.may_grant` grants) and returns it with the key itself, the only
+/// time it exists in clear.
+pub async fn create(
+    db: &DatabaseConnection,
+    owner: &KeyOwner,
+    input: NewApiKey,
+) -> Result<CreatedApiKey, ApiError> {
     let name = common::required_text("name", &input.name, NAME_MAX_CHARS)?;
     let permissions = checked_permissions(&input.permissions)?;
+    check_grantable(&permissions, &owner.may_grant)?;
     let key = auth::generate_api_key();
     let txn = db.begin().await?;
     let row = api_key::ActiveModel {
@@ -118,6 +148,7 @@ pub async fn create(db: &DatabaseConnection, input: NewApiKey) -> Result<Created
         permissions: Set(Permission::join(&permissions)),
         created_at: Set(chrono::Utc::now()),
         last_used_at: Set(None),
+        user_id: Set(Some(owner.user_id)),
         ..Default::default()
     }
     .insert(&txn)
@@ -130,11 +161,20 @@ pub async fn create(db: &DatabaseConnection, input: NewApiKey) -> Result<Created
     })
 }
 
-/// A page of keys, sorted by `id` (default), `name` or `created_at`.
-pub async fn list(db: &DatabaseConnection, page: &Page) -> Result<ApiKeyList, ApiError> {
+/// A page of keys (of user `only_user` when given), sorted by `id` (default), `name` or
+/// `created_at`.
+pub async fn list(
+    db: &DatabaseConnection,
+    page: &Page,
+    only_user: Option<i32>,
+) -> Result<ApiKeyList, ApiError> {
+    let mut select = api_key::Entity::find();
+    if let Some(user) = only_user {
+        select = select.filter(api_key::Column::UserId.eq(user));
+    }
     let (rows, total) = common::paginate(
         db,
-        api_key::Entity::find(),
+        select,
         page,
         &[
             ("id", api_key::Column::Id),
@@ -161,10 +201,19 @@ pub async fn find<C: ConnectionTrait>(db: &C, id: i32) -> Result<Option<ApiKeyVi
         .map(ApiKeyView::of))
 }
 
-/// Deletes key `id`; 404 when there is none.
-pub async fn revoke(db: &DatabaseConnection, id: i32) -> Result<(), ApiError> {
+/// Deletes key `id` (only if it belongs to user `only_user`, when given); 404 when there is
+/// none.
+pub async fn revoke(
+    db: &DatabaseConnection,
+    id: i32,
+    only_user: Option<i32>,
+) -> Result<(), ApiError> {
     let txn = db.begin().await?;
-    let res = api_key::Entity::delete_by_id(id).exec(&txn).await?;
+    let mut delete = api_key::Entity::delete_many().filter(api_key::Column::Id.eq(id));
+    if let Some(user) = only_user {
+        delete = delete.filter(api_key::Column::UserId.eq(user));
+    }
+    let res = delete.exec(&txn).await?;
     if res.rows_affected == 0 {
         return Err(ApiError::not_found(format!("API key {id} not found")));
     }
@@ -184,7 +233,7 @@ pub async fn revoke_named(db: &DatabaseConnection, name: &str) -> Result<usize, 
         .collect();
     let mut revoked = 0;
     for id in ids {
-        match revoke(db, id).await {
+        match revoke(db, id, None).await {
             Ok(()) => revoked += 1,
             // Revoked meanwhile by someone else: gone all the same.
             Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {}
@@ -204,6 +253,14 @@ mod tests {
         let db = crate::db::connect(&url).await.unwrap();
         crate::db::migrate(&db).await.unwrap();
         (db, dir)
+    }
+
+    async fn owner(db: &DatabaseConnection) -> KeyOwner {
+        let user = crate::services::users::first_owner(db).await.unwrap();
+        KeyOwner {
+            user_id: user.id,
+            may_grant: vec![Permission::Admin],
+        }
     }
 
     fn page(offset: u64, limit: u64, sort: Option<&str>) -> Page {
@@ -250,8 +307,10 @@ mod tests {
     #[tokio::test]
     async fn create_list_revoke() {
         let (db, _dir) = db().await;
+        let owner = owner(&db).await;
         let created = create(
             &db,
+            &owner,
             NewApiKey {
                 name: "  ci ".into(),
                 permissions: vec![Permission::Publish, Permission::Publish, Permission::Read],
@@ -278,20 +337,24 @@ mod tests {
                 name: name.into(),
                 permissions: vec![Permission::Admin],
             };
-            create(&db, input).await.unwrap();
+            create(&db, &owner, input).await.unwrap();
         }
-        let listed = list(&db, &page(1, 2, Some("-id"))).await.unwrap();
+        let listed = list(&db, &page(1, 2, Some("-id")), None).await.unwrap();
         assert_eq!(listed.total, 4);
         let names: Vec<&str> = listed.items.iter().map(|k| k.name.as_str()).collect();
         assert_eq!(names, ["demo", "demo"]);
-        assert!(list(&db, &page(0, 10, Some("key_hash"))).await.is_err());
-        assert!(list(&db, &page(0, 0, None)).await.is_err());
+        assert!(
+            list(&db, &page(0, 10, Some("key_hash")), None)
+                .await
+                .is_err()
+        );
+        assert!(list(&db, &page(0, 0, None), None).await.is_err());
 
         assert_eq!(revoke_named(&db, "demo").await.unwrap(), 2);
         assert_eq!(revoke_named(&db, "demo").await.unwrap(), 0);
-        revoke(&db, created.view.id).await.unwrap();
+        revoke(&db, created.view.id, None).await.unwrap();
         assert_eq!(find(&db, created.view.id).await.unwrap(), None);
-        let left: Vec<String> = list(&db, &page(0, 1000, None))
+        let left: Vec<String> = list(&db, &page(0, 1000, None), None)
             .await
             .unwrap()
             .items
@@ -304,7 +367,7 @@ mod tests {
     #[tokio::test]
     async fn revoking_an_unknown_key_is_a_404_and_changes_nothing() {
         let (db, _dir) = db().await;
-        let e = revoke(&db, 4242).await.unwrap_err();
+        let e = revoke(&db, 4242, None).await.unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::NOT_FOUND);
         assert_eq!(e.message, "API key 4242 not found");
     }
@@ -312,14 +375,15 @@ mod tests {
     #[tokio::test]
     async fn a_blank_or_overlong_name_is_refused() {
         let (db, _dir) = db().await;
+        let owner = owner(&db).await;
         for name in ["   ".to_owned(), "я".repeat(NAME_MAX_CHARS + 1)] {
             let input = NewApiKey {
                 name,
                 permissions: vec![Permission::Read],
             };
-            let e = create(&db, input).await.unwrap_err();
+            let e = create(&db, &owner, input).await.unwrap_err();
             assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         }
-        assert_eq!(list(&db, &page(0, 10, None)).await.unwrap().total, 0);
+        assert_eq!(list(&db, &page(0, 10, None), None).await.unwrap().total, 0);
     }
 }

@@ -8,3 +8,4 @@ pub mod distributions;
 pub mod licenses;
 pub mod patch;
 pub mod releases;
+pub mod users;

@@ -1,18 +1,21 @@
-//! `/api/v1/api-keys`: keys of the vendor API with permissions (admin only). The rules live in
-//! `services::api_keys`; these handlers extract, call and render.
+//! `/api/v1/api-keys`: keys of the vendor API with permissions. A user logged in with a
+//! password manages their own keys, with permissions their roles include; an owner (or an
+//! `admin` key) manages every key. The rules live in `services::api_keys`; these handlers
+//! extract, call and render.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{ApiKeyIdParam, ApiPath, ListOut};
 use super::{ApiJson, ApiQuery, Page};
-use crate::auth::{Authorized, need};
+use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::services::api_keys::{
-    self as service, ApiKeyList, ApiKeyView, CreatedApiKey, NewApiKey,
+    self as service, ApiKeyList, ApiKeyView, CreatedApiKey, KeyOwner, NewApiKey,
 };
 use crate::state::AppState;
 
@@ -22,40 +25,70 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(remove))
 }
 
-/// Creates an API key; the answer shows the key this once (permission `admin`).
+/// Who may manage API keys, decided from the headers: any user logged in with a password, or
+/// an API key with `admin` (a key without it cannot make keys).
+pub struct KeyManager(pub Caller);
+
+impl FromRequestParts<AppState> for KeyManager {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if matches!(caller, Caller::ApiKey { .. }) {
+            caller.require(Permission::Admin)?;
+        }
+        Ok(KeyManager(caller))
+    }
+}
+
+impl KeyManager {
+    /// `None`: every key (an owner); otherwise only the caller's own.
+    fn scope(&self) -> Option<i32> {
+        (!self.0.has(Permission::Admin)).then(|| self.0.user_id())
+    }
+}
+
+/// Creates an API key of the calling user, with permissions the user's roles include; the
+/// answer shows the key this once (a user logged in with a password, or a key with `admin`).
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", operation_id = "createApiKey",
     request_body = NewApiKey,
     responses((status = 201, description = "Created; `key` is shown only now", body = CreatedApiKey)))]
 async fn create(
-    _: Authorized<need::Admin>,
+    KeyManager(caller): KeyManager,
     State(state): State<AppState>,
     ApiJson(input): ApiJson<NewApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    let created = service::create(&state.db, input).await?;
+    let owner = KeyOwner {
+        user_id: caller.user_id(),
+        may_grant: caller.permissions().to_vec(),
+    };
+    let created = service::create(&state.db, &owner, input).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-/// Lists API keys, never the keys themselves (permission `admin`).
+/// Lists API keys, never the keys themselves: every key for an owner, one's own otherwise.
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", operation_id = "listApiKeys",
     params(Page),
     responses((status = 200, description = "A page of API keys", body = ListOut<ApiKeyView>)))]
 async fn list(
-    _: Authorized<need::Admin>,
+    manager: KeyManager,
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<ApiKeyList>, ApiError> {
-    Ok(Json(service::list(&state.db, &page).await?))
+    Ok(Json(
+        service::list(&state.db, &page, manager.scope()).await?,
+    ))
 }
 
-/// Revokes an API key at once, on every instance (permission `admin`).
+/// Revokes an API key at once, on every instance (an owner any key, others their own).
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", operation_id = "revokeApiKey",
     params(ApiKeyIdParam),
     responses((status = 204, description = "Revoked")))]
 async fn remove(
-    _: Authorized<need::Admin>,
+    manager: KeyManager,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
 ) -> Result<StatusCode, ApiError> {
-    service::revoke(&state.db, id).await?;
+    service::revoke(&state.db, id, manager.scope()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -88,3 +88,13 @@ pub struct ApiKeyIdParam {
     #[param(example = 2)]
     id: i32,
 }
+
+/// `{id}`: a user.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct UserIdParam {
+    /// The user's id.
+    #[param(example = 2)]
+    id: i32,
+}

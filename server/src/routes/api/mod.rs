@@ -9,6 +9,7 @@ pub mod distributions;
 pub mod licenses;
 pub mod releases;
 pub mod stats;
+pub mod users;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
@@ -36,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(bundles::router())
         .merge(licenses::router())
         .merge(api_keys::router())
+        .merge(users::router())
         .merge(stats::router());
     let (routes, document) = documented.split_for_parts();
     let routes: Router<AppState> = routes
@@ -51,6 +53,7 @@ const URNS: &[&str] = &[
     "/api/v1/distributions",
     "/api/v1/licenses",
     "/api/v1/api-keys",
+    "/api/v1/users",
     "/api/v1/stats/downloads",
     "/api/v1/stats/upgrade-paths",
     "/api/v1/stats/installed-base",
