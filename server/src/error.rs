@@ -87,7 +87,7 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
-            "authentication required: HTTP Basic as admin, or an API key",
+            "authentication required: HTTP Basic as a user, or an API key",
         )
     }
     pub fn forbidden(message: impl Into<String>) -> Self {
