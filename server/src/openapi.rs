@@ -31,6 +31,10 @@ pub const DOCUMENT_PATH: &str = "/api/openapi.json";
 /// Where Swagger UI is served.
 pub const DOCS_PATH: &str = "/docs";
 
+/// Vendor-API operations that take no credentials: what the API offers, and setting a new
+/// user's password with the one-time token (the token is the credential).
+pub const PUBLIC_API_PATHS: &[&str] = &["/api", "/api/v1/users/set-password"];
+
 /// Names of the security schemes.
 pub const BASIC: &str = "basic";
 pub const BEARER: &str = "bearer";
@@ -136,7 +140,7 @@ impl Modify for Shared {
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let api = path.starts_with("/api");
-            let public = !api || path == "/api";
+            let public = !api || PUBLIC_API_PATHS.contains(&path.as_str());
             for op in [
                 &mut item.get,
                 &mut item.put,
@@ -552,7 +556,7 @@ mod tests {
                         );
                     }
                 }
-                if path.starts_with("/api/") {
+                if path.starts_with("/api/") && !PUBLIC_API_PATHS.contains(&path.as_str()) {
                     assert!(op["security"].is_array(), "{at}: no security");
                     for code in ["400", "401", "403"] {
                         assert_eq!(

@@ -6,7 +6,9 @@
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vypusk_tests::{ADMIN_PASSWORD, ServerOptions, TempDatabase, TestServer, send_json};
+use vypusk_tests::{
+    ADMIN_PASSWORD, ServerOptions, TempDatabase, TestServer, send_json, vypusk_bin,
+};
 
 /// A user as the API answers it.
 #[derive(Debug, Deserialize)]
@@ -479,6 +481,10 @@ async fn last_owner(server: TestServer) {
     let (status, body) = set_password(&server, &olga.set_password_token, olga_password).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let olga_basic = || As::Basic("olga", olga_password);
+    // No owner disables or demotes themself, even with another owner there.
+    let (status, body) = patch_user(&server, admin_id, json!({"roles": ["release"]})).await;
+    let error = refused(status, body, StatusCode::CONFLICT);
+    assert!(error.message.contains("by themself"), "{}", error.message);
     let (status, body) = call(
         &server,
         olga_basic(),
@@ -517,4 +523,125 @@ async fn last_owner(server: TestServer) {
     refused(status, body, StatusCode::BAD_REQUEST);
     let (status, body) = set_password(&server, "vyst_not-a-token", "a-third-password").await;
     refused(status, body, StatusCode::BAD_REQUEST);
+}
+
+/// Each role's user, logged in with a password, against one route of each permission.
+#[tokio::test]
+async fn each_role_may_do_what_its_permission_allows() {
+    let server = TestServer::start().await;
+    let (status, body) = server
+        .admin_json(
+            Method::POST,
+            "/api/v1/licenses",
+            Some(json!({"key": "ACME-0001"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // (role, may publish, may see licenses, may manage users)
+    let roles = [
+        ("viewer", false, false, false),
+        ("release", true, false, false),
+        ("support", false, true, false),
+        ("owner", true, true, true),
+    ];
+    for (role, publish, licenses, users) in roles {
+        let created = create_user(&server, &format!("{role}-user"), &[role]).await;
+        let password = format!("{role}-password-long");
+        let (status, body) = set_password(&server, &created.set_password_token, &password).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        let login = format!("{role}-user");
+        let who = || As::Basic(&login, &password);
+        let expect = |allowed: bool, ok: StatusCode| {
+            if allowed { ok } else { StatusCode::FORBIDDEN }
+        };
+        let (status, body) = call(&server, who(), Method::GET, "/api/v1/distributions", None).await;
+        assert_eq!(status, StatusCode::OK, "{role}: {body}");
+        let (status, body) = call(
+            &server,
+            who(),
+            Method::POST,
+            "/api/v1/distributions",
+            Some(json!({"code": format!("D_{role}"), "name": "x"})),
+        )
+        .await;
+        assert_eq!(
+            status,
+            expect(publish, StatusCode::CREATED),
+            "{role}: {body}"
+        );
+        let (status, body) = call(&server, who(), Method::GET, "/api/v1/licenses", None).await;
+        assert_eq!(status, expect(licenses, StatusCode::OK), "{role}: {body}");
+        let (status, body) = call(&server, who(), Method::GET, "/api/v1/users", None).await;
+        assert_eq!(status, expect(users, StatusCode::OK), "{role}: {body}");
+        // A key with the role's own permission: yes; with `admin`: only an owner.
+        let own = created.user.permissions[0].clone();
+        for (permission, allowed) in [(own.as_str(), true), ("admin", users)] {
+            let (status, body) = call(
+                &server,
+                who(),
+                Method::POST,
+                "/api/v1/api-keys",
+                Some(json!({"name": role, "permissions": [permission]})),
+            )
+            .await;
+            assert_eq!(
+                status,
+                expect(allowed, StatusCode::CREATED),
+                "{role}: {body}"
+            );
+        }
+    }
+}
+
+/// `vypusk api-key create` on a data directory no server has started on: the key belongs to
+/// the first owner, `admin`, which gets its password when the server starts.
+#[tokio::test]
+async fn a_key_made_on_a_fresh_data_directory_belongs_to_the_first_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(vypusk_bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "api-key",
+            "create",
+            "--name",
+            "first",
+            "--permissions",
+            "publish",
+        ])
+        .env_remove("VYPUSK_API_KEY")
+        .env_remove("VYPUSK_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let key = stdout.lines().last().unwrap().trim().to_owned();
+    assert!(key.starts_with("vypk_"), "{stdout}");
+    let server = TestServer::start_in(dir, ServerOptions::default()).await;
+    let (status, body) = server
+        .admin_json(Method::GET, "/api/v1/users/me", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let admin: User = typed(status, body);
+    assert_eq!((admin.login.as_str(), admin.has_password), ("admin", true));
+    let (status, body) = call(
+        &server,
+        As::Key(&key),
+        Method::GET,
+        "/api/v1/users/me",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let owner: User = typed(status, body);
+    assert_eq!(owner.id, admin.id);
+    let (status, body) = call(
+        &server,
+        As::Key(&key),
+        Method::POST,
+        "/api/v1/distributions",
+        Some(json!({"code": "FIRST", "name": "x"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }

@@ -346,10 +346,13 @@ pub async fn create(
     })
 }
 
-/// Changes the roles and/or the `disabled` flag of user `id`, refusing to leave no enabled
-/// owner (409).
+/// Changes the roles and/or the `disabled` flag of user `id` on behalf of user `actor`,
+/// refusing (409) to leave no enabled owner, and refusing an owner who would disable
+/// themself or take away their own owner role (another owner does that; nobody locks
+/// themself out by mistake).
 pub async fn update(
     db: &DatabaseConnection,
+    actor: Option<i32>,
     id: i32,
     input: UserPatch,
     now: DateTime<Utc>,
@@ -387,6 +390,11 @@ pub async fn update(
             format!("user {:?} cannot lose the owner role", row.username)
         };
         last_owner_guard(others, &what)?;
+        if actor == Some(id) {
+            return Err(ApiError::conflict(format!(
+                "{what} by themself: another owner can do it"
+            )));
+        }
     }
     let mut active: admin_user::ActiveModel = row.into();
     active.roles = Set(after.roles);
@@ -646,7 +654,7 @@ mod tests {
             ..Default::default()
         };
         for patch in [demote.clone(), disable.clone()] {
-            let e = update(&db, admin.id, patch, now()).await.unwrap_err();
+            let e = update(&db, None, admin.id, patch, now()).await.unwrap_err();
             assert_eq!(e.status, axum::http::StatusCode::CONFLICT, "{}", e.message);
         }
         assert_eq!(get(&db, admin.id).await.unwrap().roles, vec![Role::Owner]);
@@ -661,9 +669,17 @@ mod tests {
         )
         .await
         .unwrap();
-        let view = update(&db, admin.id, disable.clone(), now()).await.unwrap();
+        // Not by themself, though: another owner does it.
+        let e = update(&db, Some(admin.id), admin.id, disable.clone(), now())
+            .await
+            .unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::CONFLICT);
+        assert!(e.message.contains("by themself"), "{}", e.message);
+        let view = update(&db, Some(second.user.id), admin.id, disable.clone(), now())
+            .await
+            .unwrap();
         assert!(view.disabled);
-        let e = update(&db, second.user.id, demote, now())
+        let e = update(&db, None, second.user.id, demote, now())
             .await
             .unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::CONFLICT);
@@ -675,6 +691,7 @@ mod tests {
         // Taking away another role keeps the owner: allowed.
         let kept = update(
             &db,
+            None,
             second.user.id,
             UserPatch {
                 roles: Some(Some(vec![Role::Owner])),
@@ -687,10 +704,12 @@ mod tests {
         assert_eq!(kept.permissions, vec![Permission::Admin]);
         // null is refused; absent keeps.
         let null: UserPatch = serde_json::from_str(r#"{"disabled": null}"#).unwrap();
-        let e = update(&db, second.user.id, null, now()).await.unwrap_err();
+        let e = update(&db, None, second.user.id, null, now())
+            .await
+            .unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         assert_eq!(
-            update(&db, 4242, UserPatch::default(), now())
+            update(&db, None, 4242, UserPatch::default(), now())
                 .await
                 .unwrap_err()
                 .status,

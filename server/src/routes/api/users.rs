@@ -70,22 +70,24 @@ async fn get_one(
 
 /// Changes a user's roles or disables (enables) the user; only the fields given change. A
 /// disabled user's password and API keys stop working at once. The last enabled owner can be
-/// neither disabled nor demoted (permission `admin`: owners).
+/// neither disabled nor demoted, and no owner disables or demotes themself (permission
+/// `admin`: owners).
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", operation_id = "updateUser",
     params(UserIdParam),
     request_body = UserPatch,
     responses(
         (status = 200, description = "The user as changed", body = UserView),
-        (status = 409, description = "The change would leave no enabled owner", body = ApiErrorBody),
+        (status = 409, description = "The change would leave no enabled owner, or an owner would disable or demote themself", body = ApiErrorBody),
     ))]
 async fn update(
-    _: Authorized<need::Admin>,
+    owner: Authorized<need::Admin>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
     ApiJson(input): ApiJson<UserPatch>,
 ) -> Result<Json<UserView>, ApiError> {
+    let actor = Some(owner.0.user_id());
     Ok(Json(
-        service::update(&state.db, id, input, chrono::Utc::now()).await?,
+        service::update(&state.db, actor, id, input, chrono::Utc::now()).await?,
     ))
 }
 
