@@ -10,6 +10,7 @@ mod m20261130_100001_cluster;
 mod m20261201_000001_blobs;
 mod m20261202_000001_download_starts;
 mod m20261203_000001_users;
+mod m20261204_000001_sessions;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_100001_cluster::Migration),
             Box::new(m20261202_000001_download_starts::Migration),
             Box::new(m20261203_000001_users::Migration),
+            Box::new(m20261204_000001_sessions::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@ pub mod license;
 pub mod license_feature;
 pub mod release;
 pub mod release_metadata;
+pub mod session;
 pub mod stats_daily_check;
 pub mod stats_daily_download;
 pub mod stats_daily_license_download;

@@ -3,40 +3,43 @@
 //! query string and a CSV link next to every table. No JavaScript, no external resource.
 //!
 //! Credentials are the vendor API's (permission `read`): HTTP Basic, an API key header, or the
-//! session cookie that the login form at `/reports/login` sets. A 401 carries
-//! `WWW-Authenticate: Basic`, so browsers prompt, and links to the login form.
+//! session cookie (`vypusk_session`, kept in the database: `services::sessions`) that the
+//! login form at `/reports/login` sets. A browser without credentials (its `Accept` names
+//! `text/html`) is sent to the login form (303); other clients get a 401 with
+//! `WWW-Authenticate: Basic`. Every form carries a CSRF token: the login form a double-submit
+//! cookie, the logout form the session's token.
 
 use askama::Template;
-use std::sync::OnceLock;
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use hmac::{Hmac, KeyInit, Mac};
 use sea_orm::{EntityTrait, QueryOrder};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::auth::{
-    Authorized, Caller, Credentials, Permission, authenticate, key_caller, need, user_caller,
-    user_password_hash,
+    Authorized, Caller, Credentials, Permission, authenticate, need, user_password_hash,
 };
 use crate::client_addr::{ClientAddr, ForwardedHttps};
-use crate::entities::api_key;
 use crate::entities::distribution;
+use crate::entities::session;
 use crate::error::ApiError;
 use crate::routes::api::stats::{
     StatsParams, downloads_report, installed_base_report, render, upgrade_paths_report,
 };
+use crate::services::sessions;
 use crate::state::AppState;
 use crate::stats::chart::{self, group_digits, human_bytes};
 use crate::stats::query::{self, Cell, Table};
 
-const COOKIE: &str = "vypusk_reports";
-const SESSION_SECS: i64 = 12 * 3600;
+/// The session cookie (`services::sessions`): HttpOnly, SameSite=Lax, Path=/.
+const SESSION_COOKIE: &str = "vypusk_session";
+/// The login form's double-submit CSRF cookie.
+const CSRF_COOKIE: &str = "vypusk_csrf";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,7 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/reports/distributions/{code}", get(distribution_page))
         .route("/reports/csv/{report}", get(csv))
         .route("/reports/login", get(login_form).post(login))
-        .route("/reports/logout", get(logout).post(logout))
+        .route("/reports/logout", get(logout_form).post(logout))
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -83,7 +86,7 @@ async fn security_headers(
 pub struct Reader(pub Caller);
 
 /// 401 (with the Basic challenge and a link to the login form), 403, or another error, as
-/// an HTML page.
+/// an HTML page; or a 303 to the login form (then `message` is the form's local URL).
 pub struct PageError {
     status: StatusCode,
     message: String,
@@ -100,6 +103,10 @@ impl From<ApiError> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
+        if self.status == StatusCode::SEE_OTHER {
+            // To the login form (`message` is its local URL).
+            return Redirect::to(&self.message).into_response();
+        }
         let page = ErrorPage {
             status: self.status.as_u16(),
             reason: self.status.canonical_reason().unwrap_or(""),
@@ -121,89 +128,84 @@ impl FromRequestParts<AppState> for Reader {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        if let Some(who) = session_of(&parts.headers)
-            && let Some(caller) = session_caller(state, &who).await
+        if let Some((_, caller)) = current_session(state, &parts.headers).await
+            && caller.has(Permission::Read)
         {
             return Ok(Reader(caller));
+        }
+        if Credentials::from_headers(&parts.headers).is_none() && wants_html(&parts.headers) {
+            // A browser without credentials goes to the login form, not to a Basic dialog.
+            let here = parts
+                .uri
+                .path_and_query()
+                .map_or("/reports", |p| p.as_str());
+            let next: String =
+                url::form_urlencoded::byte_serialize(safe_next(here).as_bytes()).collect();
+            return Err(PageError {
+                status: StatusCode::SEE_OTHER,
+                message: format!("/reports/login?next={next}"),
+            });
         }
         let authorized = Authorized::<need::Read>::from_request_parts(parts, state).await?;
         Ok(Reader(authorized.0))
     }
 }
 
-fn session_key() -> &'static [u8; 32] {
-    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let mut key = [0u8; 32];
-        rand::Rng::fill(&mut rand::rng(), &mut key[..]);
-        key
-    })
+/// Whether the request looks like a browser's: its `Accept` names `text/html`.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/html"))
 }
 
-fn session_mac(payload: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(session_key()).expect("any key length");
-    mac.update(payload.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// `who.expiry.mac`; `who` is `u<id>-<password fingerprint>` or `key<id>`. Sessions end when
-/// the server restarts.
-fn session_cookie(who: &str, now: i64) -> String {
-    let payload = format!("{who}.{}", now + SESSION_SECS);
-    format!("{payload}.{}", session_mac(&payload))
-}
-
-fn verify_session(value: &str, now: i64) -> Option<String> {
-    let (payload, mac) = value.rsplit_once('.')?;
-    let mut check = Hmac::<Sha256>::new_from_slice(session_key()).expect("any key length");
-    check.update(payload.as_bytes());
-    check.verify_slice(&hex::decode(mac).ok()?).ok()?;
-    let (who, expiry) = payload.rsplit_once('.')?;
-    (expiry.parse::<i64>().ok()? >= now).then(|| who.to_owned())
-}
-
-fn session_of(headers: &HeaderMap) -> Option<String> {
-    let now = chrono::Utc::now().timestamp();
+/// The value of cookie `name`, if the request has it.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .filter(|(k, _)| *k == COOKIE)
-        .find_map(|(_, v)| verify_session(v, now))
+        .find(|(k, v)| *k == name && !v.is_empty())
+        .map(|(_, v)| v)
 }
 
-/// Names user `id` and their current password hash in a session, so a changed password ends
-/// every session made with the old one.
-fn user_session_name(id: i32, password_hash: &str) -> String {
-    let fingerprint = hex::encode(&Sha256::digest(password_hash.as_bytes())[..8]);
-    format!("u{id}-{fingerprint}")
-}
-
-/// The caller behind a session: a user's session lasts while the user is enabled and the
-/// password it was made with is current, with the user's roles of now; an API key's while the
-/// key exists and its user is enabled, with the key's permissions of now. Either only while it
-/// may read.
-async fn session_caller(state: &AppState, who: &str) -> Option<Caller> {
-    let caller = if let Some(rest) = who.strip_prefix('u') {
-        let id = rest.split_once('-')?.0.parse::<i32>().ok()?;
-        let hash = user_password_hash(&state.db, id).await.ok()??;
-        if user_session_name(id, &hash) != who {
-            return None;
+/// The request's session (from the shared `sessions` table) and who it is, while it lasts.
+async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Option<(session::Model, Caller)> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    match sessions::lookup(&state.db, token, chrono::Utc::now()).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read a session");
+            None
         }
-        user_caller(&state.db, id).await.ok()??
-    } else {
-        let id = who
-            .strip_prefix("key")
-            .and_then(|id| id.parse::<i32>().ok())?;
-        let row = api_key::Entity::find_by_id(id)
-            .one(&state.db)
-            .await
-            .ok()??;
-        key_caller(&state.db, &row).await.ok()?
-    };
-    Some(caller).filter(|c| c.has(Permission::Read))
+    }
+}
+
+fn set_cookie(response: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn secure(https: bool) -> &'static str {
+    if https { "; Secure" } else { "" }
+}
+
+/// 403: a form came without its CSRF token, or with another one; nothing was changed.
+fn csrf_refused() -> Response {
+    PageError {
+        status: StatusCode::FORBIDDEN,
+        message: "This form came without its security (CSRF) token, or with a wrong one, so \
+                  nothing was done. Open the form again and resend it."
+            .into(),
+    }
+    .into_response()
 }
 
 #[derive(Deserialize)]
@@ -214,6 +216,8 @@ struct LoginForm {
     password: String,
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    csrf: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -221,12 +225,31 @@ struct NextParam {
     next: Option<String>,
 }
 
-async fn login_form(axum::extract::Query(q): axum::extract::Query<NextParam>) -> Response {
-    html(&LoginPage {
+/// The login form. Its CSRF token is a double-submit one: a random value in the `vypusk_csrf`
+/// cookie (HttpOnly, SameSite=Strict) and in the form; a login is accepted only when both
+/// agree, which another site cannot arrange. No server state is needed, so any instance
+/// accepts a form another one served.
+async fn login_form(
+    ForwardedHttps(https): ForwardedHttps,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<NextParam>,
+) -> Response {
+    let csrf = cookie(&headers, CSRF_COOKIE)
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map_or_else(sessions::random_token, str::to_owned);
+    let mut response = html(&LoginPage {
         error: "",
         next: safe_next(q.next.as_deref().unwrap_or("")),
-    })
-    .into_response()
+        csrf: &csrf,
+    });
+    set_cookie(
+        &mut response,
+        &format!(
+            "{CSRF_COOKIE}={csrf}; Path=/reports; HttpOnly; SameSite=Strict{}",
+            secure(https)
+        ),
+    );
+    response
 }
 
 /// Only local report URLs are followed after login: a path under `/reports` made of visible
@@ -245,8 +268,17 @@ async fn login(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
     ForwardedHttps(https): ForwardedHttps,
-    Form(form): Form<LoginForm>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
+    // Without a readable form, or its token, or the cookie to match: 403, nothing tried.
+    let (Ok(Form(form)), Some(expected)) = (form, cookie(&headers, CSRF_COOKIE)) else {
+        return csrf_refused();
+    };
+    if !sessions::same_secret(expected, form.csrf.trim()) {
+        return csrf_refused();
+    }
+    let csrf = expected;
     let user = form.user.trim();
     let credentials = if user.is_empty() || user == "apikey" {
         // An API key in the password field.
@@ -257,52 +289,128 @@ async fn login(
             password: form.password.clone(),
         }
     };
+    let failed = "wrong user name, password or API key";
     let who = match authenticate(&state, &credentials, ip).await {
         Ok(c) if c.has(Permission::Read) => match c {
             Caller::User { id, .. } => match user_password_hash(&state.db, id).await {
-                Ok(Some(hash)) => user_session_name(id, &hash),
-                _ => return login_failed("wrong user name, password or API key", &form.next),
+                Ok(Some(hash)) => (id, None, hash),
+                _ => return login_failed(failed, &form.next, csrf),
             },
-            Caller::ApiKey { id, .. } => format!("key{id}"),
+            Caller::ApiKey { id, user_id, .. } => (user_id, Some(id), String::new()),
         },
-        Ok(_) => return login_failed("these credentials may not read statistics", &form.next),
-        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
-            return login_refused(e.status, &e.message, &form.next);
+        Ok(_) => {
+            return login_failed(
+                "these credentials may not read statistics",
+                &form.next,
+                csrf,
+            );
         }
-        Err(_) => return login_failed("wrong user name, password or API key", &form.next),
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+            return login_refused(e.status, &e.message, &form.next, csrf);
+        }
+        Err(_) => return login_failed(failed, &form.next, csrf),
     };
-    let cookie = format!(
-        "{COOKIE}={}; Path=/reports; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECS}{}",
-        session_cookie(&who, chrono::Utc::now().timestamp()),
-        if https { "; Secure" } else { "" }
-    );
+    let login = match &who {
+        (user_id, None, hash) => sessions::Login::Password {
+            user_id: *user_id,
+            password_hash: hash,
+        },
+        (user_id, Some(key_id), _) => sessions::Login::ApiKey {
+            key_id: *key_id,
+            user_id: *user_id,
+        },
+    };
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let created = match sessions::create(
+        &state.db,
+        login,
+        Some(ip.to_string()),
+        user_agent,
+        chrono::Utc::now(),
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(e) => return PageError::from(ApiError::from(e)).into_response(),
+    };
     let mut response = Redirect::to(safe_next(&form.next)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    set_cookie(
+        &mut response,
+        &format!(
+            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+            created.token,
+            sessions::ABSOLUTE_LIFETIME.num_seconds(),
+            secure(https)
+        ),
+    );
     response
 }
 
-fn login_failed(message: &str, next: &str) -> Response {
-    login_refused(StatusCode::UNAUTHORIZED, message, next)
+fn login_failed(message: &str, next: &str, csrf: &str) -> Response {
+    login_refused(StatusCode::UNAUTHORIZED, message, next, csrf)
 }
 
-fn login_refused(status: StatusCode, message: &str, next: &str) -> Response {
+fn login_refused(status: StatusCode, message: &str, next: &str, csrf: &str) -> Response {
     (
         status,
         html(&LoginPage {
             error: message,
             next: safe_next(next),
+            csrf,
         }),
     )
         .into_response()
 }
 
-async fn logout() -> Response {
+#[derive(Deserialize)]
+struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `GET /reports/logout`: a one-button form that posts the session's CSRF token (logging out
+/// changes state, so it is never a GET); without a session, the login form.
+async fn logout_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match current_session(&state, &headers).await {
+        Some((session, _)) => html(&LogoutPage {
+            csrf: &session.csrf_token,
+        }),
+        None => Redirect::to("/reports/login").into_response(),
+    }
+}
+
+/// `POST /reports/logout`: ends the session (on every instance) when the form carries the
+/// session's CSRF token; 403 and nothing changed otherwise.
+async fn logout(
+    State(state): State<AppState>,
+    ForwardedHttps(https): ForwardedHttps,
+    headers: HeaderMap,
+    form: Result<Form<LogoutForm>, FormRejection>,
+) -> Response {
+    // A form that cannot be read has no token.
+    let presented = form.map(|Form(f)| f.csrf).unwrap_or_default();
+    if let Some(token) = cookie(&headers, SESSION_COOKIE)
+        && let Ok(Some(row)) = session::Entity::find_by_id(sessions::token_hash(token))
+            .one(&state.db)
+            .await
+    {
+        if !sessions::same_secret(&row.csrf_token, presented.trim()) {
+            return csrf_refused();
+        }
+        if let Err(e) = sessions::delete(&state.db, token).await {
+            return PageError::from(ApiError::from(e)).into_response();
+        }
+    }
     let mut response = Redirect::to("/reports/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("vypusk_reports=; Path=/reports; HttpOnly; Max-Age=0"),
+    set_cookie(
+        &mut response,
+        &format!(
+            "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+            secure(https)
+        ),
     );
     response
 }
@@ -315,6 +423,13 @@ async fn logout() -> Response {
 struct LoginPage<'a> {
     error: &'a str,
     next: &'a str,
+    csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "reports/logout.html")]
+struct LogoutPage<'a> {
+    csrf: &'a str,
 }
 
 #[derive(Template)]
@@ -903,16 +1018,6 @@ async fn csv(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sessions_verify_and_expire() {
-        let cookie = session_cookie("admin", 1_000);
-        assert_eq!(verify_session(&cookie, 1_000).as_deref(), Some("admin"));
-        assert_eq!(verify_session(&cookie, 1_000 + SESSION_SECS + 1), None);
-        let forged = cookie.replace("admin", "key1");
-        assert_eq!(verify_session(&forged, 1_000), None);
-        assert_eq!(verify_session("garbage", 1_000), None);
-    }
 
     #[test]
     fn only_local_report_urls_follow_login() {

@@ -8,4 +8,5 @@ pub mod distributions;
 pub mod licenses;
 pub mod patch;
 pub mod releases;
+pub mod sessions;
 pub mod users;

@@ -401,6 +401,10 @@ pub async fn update(
     active.disabled = Set(after.disabled);
     active.updated_at = Set(Some(now));
     let row = active.update(&txn).await?;
+    if row.disabled {
+        // A disabled user's sessions end at once (on every instance: they are rows).
+        crate::services::sessions::delete_for_user(&txn, id).await?;
+    }
     txn.commit().await?;
     Ok(UserView::of(&row))
 }
@@ -456,6 +460,7 @@ pub async fn set_password_with_token(
     if updated.rows_affected == 0 {
         return Err(refused());
     }
+    crate::services::sessions::delete_for_user(&txn, row.id).await?;
     let view = get(&txn, row.id).await?;
     txn.commit().await?;
     Ok(view)
@@ -496,6 +501,8 @@ pub async fn change_password(
         .filter(admin_user::Column::Id.eq(id))
         .exec(&txn)
         .await?;
+    // Sessions made with the old password end.
+    crate::services::sessions::delete_for_user(&txn, id).await?;
     txn.commit().await?;
     Ok(())
 }
