@@ -446,3 +446,60 @@ pub fn fresh_s3_bucket() -> String {
     std::fs::create_dir_all(Path::new(&root).join(&bucket)).expect("create the bucket directory");
     format!("s3://{bucket}?endpoint={endpoint}&access_key_id=test&secret_access_key=test-secret")
 }
+
+/// The CSRF token of the reports' login form (issue 12): `GET /reports/login` sets it in the
+/// `vypusk_csrf` cookie and in the form's hidden `csrf` field, and a login posts both.
+pub async fn reports_login_csrf(server: &TestServer) -> String {
+    let resp = server
+        .client
+        .get(server.url("/reports/login"))
+        .send()
+        .await
+        .expect("GET /reports/login");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let token = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("vypusk_csrf="))
+        .and_then(|c| c.split(';').next())
+        .expect("the login form sets vypusk_csrf")
+        .to_owned();
+    let body = resp.text().await.expect("login form");
+    assert!(
+        body.contains(&format!("name=\"csrf\" value=\"{token}\"")),
+        "{body}"
+    );
+    token
+}
+
+/// Logs in to the reports through the form with its CSRF token; the `vypusk_session=…` pair
+/// for a `Cookie` header.
+pub async fn reports_login(server: &TestServer, user: &str, password: &str) -> String {
+    let csrf = reports_login_csrf(server).await;
+    let resp = server
+        .client
+        .post(server.url("/reports/login"))
+        .header("cookie", format!("vypusk_csrf={csrf}"))
+        .form(&[
+            ("user", user),
+            ("password", password),
+            ("next", "/reports"),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .expect("POST /reports/login");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("vypusk_session="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}

@@ -162,16 +162,7 @@ async fn users_on_postgres() {
 
 /// A session of the statistics reports, logged in through the form.
 async fn reports_session(server: &TestServer, user: &str, password: &str) -> String {
-    let resp = server
-        .client
-        .post(server.url("/reports/login"))
-        .form(&[("user", user), ("password", password), ("next", "/reports")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
-    cookie.split(';').next().unwrap().to_owned()
+    vypusk_tests::reports_login(server, user, password).await
 }
 
 async fn reports_status(server: &TestServer, cookie: &str) -> StatusCode {
