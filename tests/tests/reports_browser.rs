@@ -387,10 +387,12 @@ async fn reports_render_in_headless_chromium() {
     seed(&server).await;
     let browser = Driver::start(&chromium, &chromedriver).await;
 
-    // (Without credentials the pages answer 401 with a Basic challenge and a link to the
-    // login form: see tests/stats.rs. A browser would prompt; here we use the form.)
+    // Without credentials a browser is sent to the login form (API clients get 401 with a
+    // Basic challenge: see tests/stats.rs and tests/sessions.rs), which brings it back after.
     // A wrong password is refused, the right one logs in.
-    browser.goto(&server.url("/reports/login")).await;
+    browser.goto(&server.url("/reports")).await;
+    let url = browser.wait_for_url("/reports/login?next=%2Freports").await;
+    assert!(url.ends_with("/reports/login?next=%2Freports"), "{url}");
     browser.type_into("#user", "admin").await;
     browser.type_into("#password", "wrong").await;
     browser.click("#login").await;

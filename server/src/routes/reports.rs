@@ -324,18 +324,16 @@ async fn login(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let created = match sessions::create(
-        &state.db,
-        login,
-        Some(ip.to_string()),
-        user_agent,
-        chrono::Utc::now(),
-    )
-    .await
-    {
-        Ok(c) => c,
-        Err(e) => return PageError::from(ApiError::from(e)).into_response(),
-    };
+    let now = chrono::Utc::now();
+    // Housekeeping: sessions ended by time go (lookups delete the ones they meet).
+    if let Err(e) = sessions::delete_ended(&state.db, now).await {
+        tracing::warn!(error = %e, "cannot delete ended sessions");
+    }
+    let created =
+        match sessions::create(&state.db, login, Some(ip.to_string()), user_agent, now).await {
+            Ok(c) => c,
+            Err(e) => return PageError::from(ApiError::from(e)).into_response(),
+        };
     let mut response = Redirect::to(safe_next(&form.next)).into_response();
     set_cookie(
         &mut response,
