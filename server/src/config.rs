@@ -37,6 +37,8 @@ pub struct Settings {
     /// Raw statistics events older than this many days are deleted (roll-ups stay); 0 keeps
     /// them forever.
     pub stats_retention_days: u32,
+    /// A session of the browser pages not used for this many minutes ends (at least 1).
+    pub session_idle_minutes: u32,
     /// A request head must arrive completely within this many seconds of its first byte
     /// (issue 7 defect 3: slowloris).
     pub header_read_timeout_secs: u64,
@@ -93,6 +95,7 @@ impl Default for Settings {
             license_failures_per_minute: 30,
             login_failures_per_minute: 10,
             stats_retention_days: 400,
+            session_idle_minutes: 480,
             header_read_timeout_secs: 30,
             idle_timeout_secs: 60,
             body_progress_timeout_secs: 60,
@@ -240,6 +243,9 @@ impl Settings {
         }
         if let Some(v) = get("VYPUSK_STATS_RETENTION_DAYS") {
             self.stats_retention_days = parse("VYPUSK_STATS_RETENTION_DAYS", &v)?;
+        }
+        if let Some(v) = get("VYPUSK_SESSION_IDLE_MINUTES") {
+            self.session_idle_minutes = parse("VYPUSK_SESSION_IDLE_MINUTES", &v)?;
         }
         if let Some(v) = get("VYPUSK_HEADER_READ_TIMEOUT_SECS") {
             self.header_read_timeout_secs = parse("VYPUSK_HEADER_READ_TIMEOUT_SECS", &v)?;

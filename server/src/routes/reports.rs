@@ -178,7 +178,8 @@ async fn current_session(
     headers: &HeaderMap,
 ) -> Option<(session::Model, Caller)> {
     let token = cookie(headers, SESSION_COOKIE)?;
-    match sessions::lookup(&state.db, token, chrono::Utc::now()).await {
+    let idle = sessions::idle_limit(state.settings.session_idle_minutes);
+    match sessions::lookup(&state.db, token, idle, chrono::Utc::now()).await {
         Ok(found) => found,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read a session");
@@ -326,7 +327,8 @@ async fn login(
         .map(str::to_owned);
     let now = chrono::Utc::now();
     // Housekeeping: sessions ended by time go (lookups delete the ones they meet).
-    if let Err(e) = sessions::delete_ended(&state.db, now).await {
+    let idle = sessions::idle_limit(state.settings.session_idle_minutes);
+    if let Err(e) = sessions::delete_ended(&state.db, idle, now).await {
         tracing::warn!(error = %e, "cannot delete ended sessions");
     }
     let created =

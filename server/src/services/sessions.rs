@@ -22,7 +22,8 @@ use crate::entities::{admin_user, api_key, session};
 
 /// A session ends this long after login, however busy.
 pub const ABSOLUTE_LIFETIME: Duration = Duration::days(7);
-/// A session not used for this long ends.
+/// A session not used for this long ends, unless the settings say otherwise
+/// (`session_idle_minutes`).
 pub const IDLE_LIMIT: Duration = Duration::hours(8);
 /// `last_seen_at` is written at most this often.
 pub const TOUCH_EVERY: Duration = Duration::minutes(1);
@@ -107,9 +108,14 @@ pub async fn create(
     })
 }
 
+/// The idle limit of `session_idle_minutes` (at least a minute).
+pub fn idle_limit(minutes: u32) -> Duration {
+    Duration::minutes(i64::from(minutes.max(1)))
+}
+
 /// Whether a session row is still within its lifetime and idle limit at `now`.
-pub fn is_live(row: &session::Model, now: DateTime<Utc>) -> bool {
-    now < row.expires_at && now - row.last_seen_at < IDLE_LIMIT
+pub fn is_live(row: &session::Model, idle: Duration, now: DateTime<Utc>) -> bool {
+    now < row.expires_at && now - row.last_seen_at < idle
 }
 
 /// The session of `token` and who it is, while it lasts (see the module docs); touches
@@ -117,6 +123,7 @@ pub fn is_live(row: &session::Model, now: DateTime<Utc>) -> bool {
 pub async fn lookup(
     db: &DatabaseConnection,
     token: &str,
+    idle: Duration,
     now: DateTime<Utc>,
 ) -> Result<Option<(session::Model, Caller)>, DbErr> {
     let Some(mut row) = session::Entity::find_by_id(token_hash(token))
@@ -125,7 +132,7 @@ pub async fn lookup(
     else {
         return Ok(None);
     };
-    let caller = if is_live(&row, now) {
+    let caller = if is_live(&row, idle, now) {
         caller_of(db, &row).await?
     } else {
         None
@@ -190,12 +197,16 @@ pub async fn delete_for_user<C: ConnectionTrait>(db: &C, user_id: i32) -> Result
 }
 
 /// Deletes sessions ended by time (housekeeping; lookups delete the ones they meet).
-pub async fn delete_ended(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
+pub async fn delete_ended(
+    db: &DatabaseConnection,
+    idle: Duration,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
     Ok(session::Entity::delete_many()
         .filter(
             Condition::any()
                 .add(session::Column::ExpiresAt.lte(now))
-                .add(session::Column::LastSeenAt.lte(now - IDLE_LIMIT)),
+                .add(session::Column::LastSeenAt.lte(now - idle)),
         )
         .exec(db)
         .await?
@@ -274,12 +285,25 @@ mod tests {
         assert_ne!(created.session.id, created.token);
         assert_eq!(created.session.id, token_hash(&created.token));
         assert_eq!(created.session.csrf_token.len(), 64);
-        let (row, caller) = lookup(&db, &created.token, t0()).await.unwrap().unwrap();
+        let (row, caller) = lookup(&db, &created.token, IDLE_LIMIT, t0())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(caller.user_id(), user.id);
         assert_eq!(row.csrf_token, created.session.csrf_token);
-        assert!(lookup(&db, "not-a-token", t0()).await.unwrap().is_none());
+        assert!(
+            lookup(&db, "not-a-token", IDLE_LIMIT, t0())
+                .await
+                .unwrap()
+                .is_none()
+        );
         delete(&db, &created.token).await.unwrap();
-        assert!(lookup(&db, &created.token, t0()).await.unwrap().is_none());
+        assert!(
+            lookup(&db, &created.token, IDLE_LIMIT, t0())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -290,19 +314,47 @@ mod tests {
         let mut now = t0();
         for _ in 0..3 {
             now += Duration::hours(7);
-            let (row, _) = lookup(&db, &token, now).await.unwrap().unwrap();
+            let (row, _) = lookup(&db, &token, IDLE_LIMIT, now).await.unwrap().unwrap();
             assert_eq!(row.last_seen_at, now);
         }
         // Touched at most once a minute.
-        let (row, _) = lookup(&db, &token, now + Duration::seconds(30))
+        let (row, _) = lookup(&db, &token, IDLE_LIMIT, now + Duration::seconds(30))
             .await
             .unwrap()
             .unwrap();
         assert_eq!(row.last_seen_at, now);
         // Idle past the limit: gone, and stays gone.
         let later = now + IDLE_LIMIT + Duration::seconds(1);
-        assert!(lookup(&db, &token, later).await.unwrap().is_none());
-        assert!(lookup(&db, &token, now).await.unwrap().is_none());
+        assert!(
+            lookup(&db, &token, IDLE_LIMIT, later)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            lookup(&db, &token, IDLE_LIMIT, now)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_idle_limit_follows_the_setting() {
+        assert_eq!(idle_limit(0), Duration::minutes(1));
+        assert_eq!(idle_limit(480), IDLE_LIMIT);
+        let (db, user) = db_with_user().await;
+        let token = login(&db, &user, t0()).await;
+        let half_hour = idle_limit(30);
+        let now = t0() + Duration::minutes(29);
+        assert!(lookup(&db, &token, half_hour, now).await.unwrap().is_some());
+        let later = now + Duration::minutes(31);
+        assert!(
+            lookup(&db, &token, half_hour, later)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -312,10 +364,21 @@ mod tests {
         let mut now = t0();
         while now + Duration::hours(6) < t0() + ABSOLUTE_LIFETIME {
             now += Duration::hours(6);
-            assert!(lookup(&db, &token, now).await.unwrap().is_some(), "{now}");
+            assert!(
+                lookup(&db, &token, IDLE_LIMIT, now)
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "{now}"
+            );
         }
         let end = t0() + ABSOLUTE_LIFETIME;
-        assert!(lookup(&db, &token, end).await.unwrap().is_none());
+        assert!(
+            lookup(&db, &token, IDLE_LIMIT, end)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -325,17 +388,32 @@ mod tests {
         let mut active: admin_user::ActiveModel = user.clone().into();
         active.disabled = Set(true);
         active.update(&db).await.unwrap();
-        assert!(lookup(&db, &token, t0()).await.unwrap().is_none());
+        assert!(
+            lookup(&db, &token, IDLE_LIMIT, t0())
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         let mut active: admin_user::ActiveModel = user.clone().into();
         active.disabled = Set(false);
         active.update(&db).await.unwrap();
         let token = login(&db, &user, t0()).await;
-        assert!(lookup(&db, &token, t0()).await.unwrap().is_some());
+        assert!(
+            lookup(&db, &token, IDLE_LIMIT, t0())
+                .await
+                .unwrap()
+                .is_some()
+        );
         let mut active: admin_user::ActiveModel = user.clone().into();
         active.password_hash = Set("$argon2id$hash-two".into());
         active.update(&db).await.unwrap();
-        assert!(lookup(&db, &token, t0()).await.unwrap().is_none());
+        assert!(
+            lookup(&db, &token, IDLE_LIMIT, t0())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]
@@ -344,15 +422,17 @@ mod tests {
         let a = login(&db, &user, t0()).await;
         let b = login(&db, &user, t0()).await;
         assert_eq!(delete_for_user(&db, user.id).await.unwrap(), 2);
-        assert!(lookup(&db, &a, t0()).await.unwrap().is_none());
-        assert!(lookup(&db, &b, t0()).await.unwrap().is_none());
+        assert!(lookup(&db, &a, IDLE_LIMIT, t0()).await.unwrap().is_none());
+        assert!(lookup(&db, &b, IDLE_LIMIT, t0()).await.unwrap().is_none());
         let c = login(&db, &user, t0()).await;
         assert_eq!(
-            delete_ended(&db, t0() + IDLE_LIMIT).await.unwrap(),
+            delete_ended(&db, IDLE_LIMIT, t0() + IDLE_LIMIT)
+                .await
+                .unwrap(),
             1,
             "idle"
         );
-        assert!(lookup(&db, &c, t0()).await.unwrap().is_none());
+        assert!(lookup(&db, &c, IDLE_LIMIT, t0()).await.unwrap().is_none());
     }
 
     #[test]
