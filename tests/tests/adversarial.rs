@@ -289,14 +289,17 @@ async fn failed_logins_are_throttled_per_address() {
 
     // The reports login form shares the throttle.
     let form = client_from("127.0.0.4");
+    let csrf = reports_login_csrf(&server).await;
     let mut last = StatusCode::OK;
     for i in 0..11 {
         last = form
             .post(server.url("/reports/login"))
+            .header("cookie", format!("vypusk_csrf={csrf}"))
             .form(&[
                 ("user", "admin"),
                 ("password", &format!("nope-{i}")),
                 ("next", "/reports"),
+                ("csrf", &csrf),
             ])
             .send()
             .await
@@ -314,13 +317,16 @@ async fn changed_password_is_forgotten_at_once() {
     // Verified once, so the old password is in the cache.
     let (status, _) = send_json(server.admin(Method::GET, "/api/v1/distributions")).await;
     assert_eq!(status, StatusCode::OK);
+    let csrf = reports_login_csrf(&server).await;
     let login = server
         .client
         .post(server.url("/reports/login"))
+        .header("cookie", format!("vypusk_csrf={csrf}"))
         .form(&[
             ("user", "admin"),
             ("password", ADMIN_PASSWORD),
             ("next", "/reports"),
+            ("csrf", &csrf),
         ])
         .send()
         .await
@@ -452,13 +458,16 @@ async fn every_rejection_has_the_family_shape() {
     assert_eq!(body["Code"], 400, "{body}");
     assert!(body["Exception"].is_string(), "{body}");
 
+    let csrf = reports_login_csrf(&server).await;
     let resp = server
         .client
         .post(server.url("/reports/login"))
+        .header("cookie", format!("vypusk_csrf={csrf}"))
         .form(&[
             ("user", "admin"),
             ("password", ADMIN_PASSWORD),
             ("next", "/reports\r\nX-Evil: 1"),
+            ("csrf", &csrf),
         ])
         .send()
         .await
