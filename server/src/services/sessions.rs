@@ -47,9 +47,10 @@ pub struct Created {
     pub session: session::Model,
 }
 
-/// The SHA-256 (hex) of a token: the session's id.
+/// The SHA-256 (hex) of a token: the session's id. The same hash as API keys and
+/// set-password tokens are stored under.
 pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.trim().as_bytes()))
+    crate::auth::hash_api_key(token.trim())
 }
 
 /// Binds a password session to the password hash it was made with.
@@ -64,13 +65,9 @@ pub fn random_token() -> String {
     hex::encode(bytes)
 }
 
-/// Compares two strings in time independent of where they differ.
+/// Compares two strings in time independent of where they differ (aws-lc's comparison).
 pub fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
 
 pub async fn create(
