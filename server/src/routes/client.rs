@@ -601,12 +601,8 @@ async fn get_extension_hash(
 #[utoipa::path(get, path = "/v1/1c/getModuleFile/{type}/{version}", tag = "downloads",
     operation_id = "getModuleFileFree", params(ReleaseOfType, crate::routes::files::RangeHeaders),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 302, description = "Served by the object store: `Location` has a short-lived link"),
-        (status = 304, description = "Not modified (If-None-Match)"),
+        crate::routes::files::FileAnswers,
         (status = 403, description = "The distribution needs a license", body = vypusk_protocol::wire::ClientError),
-        (status = 416, description = "The range is outside the file", body = vypusk_protocol::wire::ClientError),
     ))]
 async fn get_module_file_free(
     State(state): State<AppState>,
@@ -624,12 +620,8 @@ async fn get_module_file_free(
     operation_id = "getModuleFile",
     params(ReleaseOfType, ModuleFileHash, crate::routes::files::RangeHeaders),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 302, description = "Served by the object store: `Location` has a short-lived link"),
-        (status = 304, description = "Not modified (If-None-Match)"),
+        crate::routes::files::FileAnswers,
         (status = 403, description = "The key or token does not open this file", body = vypusk_protocol::wire::ClientError),
-        (status = 416, description = "The range is outside the file", body = vypusk_protocol::wire::ClientError),
     ))]
 async fn get_module_file(
     State(state): State<AppState>,

@@ -74,16 +74,39 @@ pub fn dedup_key(parts: &[&[u8]]) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// The answers every file download shares, for the document (403 differs per route).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum FileAnswers {
+    #[response(
+        status = 200,
+        description = "The file",
+        content_type = "application/octet-stream"
+    )]
+    Whole(crate::openapi::Binary),
+    #[response(
+        status = 206,
+        description = "The requested range",
+        content_type = "application/octet-stream"
+    )]
+    Range(crate::openapi::Binary),
+    #[response(
+        status = 302,
+        description = "Served by the object store: `Location` has a short-lived link"
+    )]
+    Redirect,
+    #[response(status = 304, description = "Not modified (If-None-Match)")]
+    NotModified,
+    #[response(status = 416, description = "The range is outside the file")]
+    OutsideTheFile(vypusk_protocol::wire::ClientError),
+}
+
 /// A file through a signed link (SPEC §4.6): ranges, ETag, counted once per link.
 #[utoipa::path(get, path = "/v1/files/{token}/{name}", tag = "downloads",
     operation_id = "downloadFile", params(LinkParams, RangeHeaders),
     responses(
-        (status = 200, description = "The file", content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 206, description = "The requested range", content_type = "application/octet-stream", body = crate::openapi::Binary),
-        (status = 302, description = "Served by the object store: `Location` has a short-lived link"),
-        (status = 304, description = "Not modified (If-None-Match)"),
+        FileAnswers,
         (status = 403, description = "The link is invalid, expired, or no longer opens this file", body = vypusk_protocol::wire::ClientError),
-        (status = 416, description = "The range is outside the file", body = vypusk_protocol::wire::ClientError),
     ))]
 async fn download(
     State(state): State<AppState>,
