@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+pub mod browser;
 pub mod proxy;
 
 use reqwest::{Method, RequestBuilder, StatusCode};

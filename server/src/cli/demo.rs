@@ -58,6 +58,23 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
 
     let created = write_demo_data(&db, &storage).await?;
     let (revoked, key) = replace_demo_key(&db).await?;
+    let owner_error = |e: crate::error::ApiError| anyhow::anyhow!("demo owner: {}", e.message);
+    let owner = crate::services::users::first_owner(&db)
+        .await
+        .map_err(owner_error)?;
+    let (set_password_token, set_password_expires) =
+        crate::services::users::issue_set_password_token(&db, owner.id, chrono::Utc::now())
+            .await
+            .map_err(owner_error)?;
+    let mut event = crate::services::audit::Event::new(
+        crate::services::audit::Via::Cli,
+        "cli",
+        "issueSetPasswordToken",
+        format!("id={}", owner.id),
+    );
+    event.user_id = Some(owner.id);
+    event.status = Some(200);
+    crate::services::audit::record(&db, event, chrono::Utc::now()).await;
 
     let data_dir = std::path::absolute(&settings.data_dir)?;
     let defaults = Settings::default();
@@ -151,6 +168,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     );
     println!(
         "5. The vendor API, with the demo API key (admin permissions, shown only this once; the next `vypusk demo` revokes it):\n\n   curl -s {public_url}/api/v1/distributions/{DEMO_TYPE}/releases -H 'Authorization: Bearer {key}'\n"
+    );
+    println!(
+        "6. The vendor console: {public_url}/console\n\n   Set a password for the owner {:?} with this one-time link (works once, until {set_password_expires}), then log in:\n\n   {public_url}/console/set-password?token={set_password_token}\n",
+        owner.username
     );
     Ok(())
 }

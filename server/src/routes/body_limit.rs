@@ -26,7 +26,10 @@ pub fn route_body_limit(
         (&Method::PUT, "/api/v1/releases/{id}/files/{name}") => {
             Some(state.settings.max_upload_bytes)
         }
-        (&Method::POST, "/api/v1/releases/{id}/files") => None,
+        (&Method::PUT, "/console/releases/{id}/files/{name}") => {
+            Some(state.settings.max_upload_bytes)
+        }
+        (&Method::POST, "/api/v1/releases/{id}/files" | "/console/releases/{id}/files") => None,
         (&Method::POST, "/api/v1/licenses/import") => {
             Some(super::api::licenses::IMPORT_BODY_LIMIT as u64)
         }

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod body_limit;
 pub mod client;
+pub mod console;
 pub mod error_shape;
 pub mod files;
 pub mod reports;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(crate::readiness::readyz))
         .merge(metrics_here.then(metrics_router).unwrap_or_default())
         .merge(reports::router())
+        .merge(console::router())
         .merge(crate::openapi::docs_router())
         // Before `signed` is merged: its routes have their own (signed) copy of this layer.
         .route_layer(middleware::from_fn_with_state(

@@ -37,7 +37,7 @@ use crate::stats::chart::{self, group_digits, human_bytes};
 use crate::stats::query::{self, Cell, Table};
 
 /// The session cookie (`services::sessions`): HttpOnly, SameSite=Lax, Path=/.
-const SESSION_COOKIE: &str = "vypusk_session";
+pub(crate) const SESSION_COOKIE: &str = "vypusk_session";
 /// The login form's double-submit CSRF cookie.
 const CSRF_COOKIE: &str = "vypusk_csrf";
 
@@ -88,8 +88,8 @@ pub struct Reader(pub Caller);
 /// 401 (with the Basic challenge and a link to the login form), 403, or another error, as
 /// an HTML page; or a 303 to the login form (then `message` is the form's local URL).
 pub struct PageError {
-    status: StatusCode,
-    message: String,
+    pub(crate) status: StatusCode,
+    pub(crate) message: String,
 }
 
 impl From<ApiError> for PageError {
@@ -152,7 +152,7 @@ impl FromRequestParts<AppState> for Reader {
 }
 
 /// Whether the request looks like a browser's: its `Accept` names `text/html`.
-fn wants_html(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
@@ -161,7 +161,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 /// The value of cookie `name`, if the request has it.
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -173,7 +173,7 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 /// The request's session (from the shared `sessions` table) and who it is, while it lasts.
-async fn current_session(
+pub(crate) async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Option<(session::Model, Caller)> {
@@ -188,7 +188,7 @@ async fn current_session(
     }
 }
 
-fn set_cookie(response: &mut Response, value: &str) {
+pub(crate) fn set_cookie(response: &mut Response, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -199,7 +199,7 @@ fn secure(https: bool) -> &'static str {
 }
 
 /// 403: a form came without its CSRF token, or with another one; nothing was changed.
-fn csrf_refused() -> Response {
+pub(crate) fn csrf_refused() -> Response {
     PageError {
         status: StatusCode::FORBIDDEN,
         message: "This form came without its security (CSRF) token, or with a wrong one, so \
@@ -253,11 +253,13 @@ async fn login_form(
     response
 }
 
-/// Only local report URLs are followed after login: a path under `/reports` made of visible
+/// Only local URLs are followed after login: a path under `/reports` or `/console` made of visible
 /// ASCII (anything else, such as a newline that cannot go into a `Location` header, falls
 /// back to `/reports`).
-fn safe_next(next: &str) -> &str {
-    let local = next.starts_with("/reports") && !next.contains("//") && !next.contains('\\');
+pub(crate) fn safe_next(next: &str) -> &str {
+    let local = (next.starts_with("/reports") || next.starts_with("/console"))
+        && !next.contains("//")
+        && !next.contains('\\');
     if local && next.len() <= 2048 && next.bytes().all(|b| b.is_ascii_graphic()) {
         next
     } else {
@@ -480,7 +482,7 @@ struct ReportPage {
     links: Vec<(String, String)>,
 }
 
-fn html<T: Template>(page: &T) -> Response {
+pub(crate) fn html<T: Template>(page: &T) -> Response {
     match page.render() {
         Ok(body) => Html(body).into_response(),
         Err(e) => {

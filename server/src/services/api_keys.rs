@@ -117,6 +117,12 @@ pub struct KeyOwner {
     pub may_grant: Vec<Permission>,
 }
 
+/// Whose keys `caller` manages: everyone's for an owner (permission `admin`), otherwise only
+/// their own (`Some(user id)`).
+pub fn scope_of(caller: &auth::Caller) -> Option<i32> {
+    (!caller.has(Permission::Admin)).then(|| caller.user_id())
+}
+
 /// 403 naming the first of `wanted` that `held` does not grant.
 pub fn check_grantable(wanted: &[Permission], held: &[Permission]) -> Result<(), ApiError> {
     match wanted.iter().find(|p| !auth::grants(held, **p)) {

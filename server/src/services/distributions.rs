@@ -26,38 +26,38 @@ pub struct NewDistribution {
     /// The client's `TYPE`: letters, digits, `_`, `-`, `.`; unique. Required.
     #[serde(default)]
     #[schema(example = "PT40_UT_CRM3")]
-    code: Option<String>,
+    pub code: Option<String>,
     #[schema(example = "CRM для Управления торговлей")]
-    name: String,
+    pub name: String,
     #[serde(default)]
     #[schema(example = "Сделки, звонки и задачи прямо в карточке клиента")]
-    description: String,
+    pub description: String,
     #[serde(default)]
     #[schema(example = "ООО «Пример»")]
-    developer: String,
+    pub developer: String,
     /// Shown to clients as the module's `version` (MIKO's field).
     #[serde(default)]
     #[schema(example = "PT40")]
-    label: String,
+    pub label: String,
     #[serde(default)]
     #[schema(example = "https://example.com/crm")]
-    promo_link: String,
+    pub promo_link: String,
     /// With `lic_feature_id`: the license feature a client needs to download; both or neither.
     #[serde(default)]
     #[schema(example = 85)]
-    lic_product_id: Option<i64>,
+    pub lic_product_id: Option<i64>,
     #[serde(default)]
     #[schema(example = 43)]
-    lic_feature_id: Option<i64>,
+    pub lic_feature_id: Option<i64>,
     /// Default `true`.
     #[serde(default = "yes")]
-    published: bool,
+    pub published: bool,
     #[serde(default)]
-    hide_unlicensed: bool,
+    pub hide_unlicensed: bool,
     /// `1c` (default) or `semver`; fixed once releases exist.
     #[serde(default)]
     #[schema(example = "1c")]
-    version_scheme: Option<String>,
+    pub version_scheme: Option<String>,
 }
 
 fn yes() -> bool {
@@ -69,43 +69,43 @@ fn yes() -> bool {
 /// (`lic_product_id` and `lic_feature_id`, both set or both null); `name`, `published`,
 /// `hide_unlicensed` and `version_scheme` cannot be null. `code` may be given only to check it
 /// equals the URL's.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DistributionEdit {
     /// Only checked against the URL's: a code cannot change.
     #[serde(default)]
     #[schema(example = "PT40_UT_CRM3")]
-    code: Option<String>,
+    pub code: Option<String>,
     #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = String, required = false, example = "CRM для Управления торговлей")]
-    name: Option<Option<String>>,
+    pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<String>, required = false)]
-    description: Option<Option<String>>,
+    pub description: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<String>, required = false)]
-    developer: Option<Option<String>>,
+    pub developer: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<String>, required = false)]
-    label: Option<Option<String>>,
+    pub label: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<String>, required = false)]
-    promo_link: Option<Option<String>>,
+    pub promo_link: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<i64>, required = false)]
-    lic_product_id: Option<Option<i64>>,
+    pub lic_product_id: Option<Option<i64>>,
     #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = Option<i64>, required = false)]
-    lic_feature_id: Option<Option<i64>>,
+    pub lic_feature_id: Option<Option<i64>>,
     #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = bool, required = false)]
-    published: Option<Option<bool>>,
+    pub published: Option<Option<bool>>,
     #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = bool, required = false)]
-    hide_unlicensed: Option<Option<bool>>,
+    pub hide_unlicensed: Option<Option<bool>>,
     #[serde(default, deserialize_with = "patch::field")]
     #[schema(value_type = String, required = false, example = "1c")]
-    version_scheme: Option<Option<String>>,
+    pub version_scheme: Option<Option<String>>,
 }
 
 /// A field that cannot be null: its value, the existing one when left out, or 400.

@@ -17,7 +17,7 @@ use sea_orm::{
 };
 use serde::Deserialize;
 use vypusk_protocol::{FileName, Version, VersionScheme};
-use vypusk_storage::{StagedBlob, StorageError};
+use vypusk_storage::{ExpectedDigests, StagedBlob, StorageError};
 
 use super::distributions::find as find_distribution;
 use crate::blobs;
@@ -874,6 +874,64 @@ async fn refuse_case_collisions(
         ))),
         None => Ok(()),
     }
+}
+
+/// Streams one file into draft `id` (a file of the same name is replaced): refused before any
+/// byte is stored when the release is not a draft or `announced` is over `max_upload_bytes`;
+/// `expected` digests are checked as the bytes arrive. `main` makes it the main file.
+pub async fn upload<S, E>(
+    state: &AppState,
+    id: i32,
+    name: &FileName,
+    body: S,
+    announced: Option<u64>,
+    expected: ExpectedDigests,
+    main: bool,
+) -> Result<file::Model, ApiError>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Send + Unpin,
+    E: fmt::Display,
+{
+    check_draft_for_files(&state.db, id).await?;
+    let max = state.settings.max_upload_bytes;
+    if announced.is_some_and(|len| len > max) {
+        return Err(ApiError::too_large(format!(
+            "file larger than the upload limit of {max} bytes"
+        )));
+    }
+    let staged = state
+        .storage
+        .stage_stream(body, max, expected)
+        .await
+        .map_err(storage_error)?;
+    let main = main.then_some(name.as_str());
+    let rows = record_files(&state.db, id, vec![(name.clone(), staged)], main).await?;
+    rows.into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("uploaded file row missing"))
+}
+
+/// Makes file `name` the main file of draft `id` (the one `download_link` points to).
+pub async fn choose_main(state: &AppState, id: i32, name: &str) -> Result<(), ApiError> {
+    let txn = state.db.begin().await?;
+    lock_draft(&txn, id, "files can change").await?;
+    let exists = file::Entity::find()
+        .filter(file::Column::ReleaseId.eq(id))
+        .filter(file::Column::Name.eq(name))
+        .count(&txn)
+        .await?
+        > 0;
+    if !exists {
+        return Err(ApiError::not_found(format!(
+            "release {id} has no file {}",
+            quote(name)
+        )));
+    }
+    set_main(&txn, id, Some(name)).await?;
+    let distribution_id = find(&txn, id).await?.distribution_id;
+    catalog_sync::record(&txn, Change::Distribution(distribution_id)).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 /// Makes `main` the main file, or, without it, the oldest file when none is main.

@@ -346,6 +346,34 @@ pub async fn create(
     })
 }
 
+/// A new one-time set-password token for existing user `id` (replacing an unused one), valid
+/// until `now + TOKEN_LIFETIME`; the current password keeps working until the token is used.
+/// `vypusk demo` hands one out for the demo owner.
+pub async fn issue_set_password_token(
+    db: &DatabaseConnection,
+    id: i32,
+    now: DateTime<Utc>,
+) -> Result<(String, String), ApiError> {
+    let token = format!("vyst_{}", auth::random_alphanumeric(40));
+    let expires = now + TOKEN_LIFETIME;
+    let res = admin_user::Entity::update_many()
+        .col_expr(
+            admin_user::Column::SetPasswordTokenHash,
+            sea_orm::sea_query::Expr::value(Some(auth::hash_api_key(&token))),
+        )
+        .col_expr(
+            admin_user::Column::SetPasswordExpiresAt,
+            sea_orm::sea_query::Expr::value(Some(expires)),
+        )
+        .filter(admin_user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(not_found(id));
+    }
+    Ok((token, common::ts(expires)))
+}
+
 /// Changes the roles and/or the `disabled` flag of user `id` on behalf of user `actor`,
 /// refusing (409) to leave no enabled owner, and refusing an owner who would disable
 /// themself or take away their own owner role (another owner does that; nobody locks

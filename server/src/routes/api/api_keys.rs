@@ -44,7 +44,7 @@ impl FromRequestParts<AppState> for KeyManager {
 impl KeyManager {
     /// `None`: every key (an owner); otherwise only the caller's own.
     fn scope(&self) -> Option<i32> {
-        (!self.0.has(Permission::Admin)).then(|| self.0.user_id())
+        service::scope_of(&self.0)
     }
 }
 

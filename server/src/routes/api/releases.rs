@@ -415,30 +415,21 @@ async fn upload(
     body: Body,
 ) -> Result<(StatusCode, Json<FileOut>), ApiError> {
     let name = parse_file_name(&name)?;
-    check_draft_for_files(&state.db, id).await?;
     let expected = expected_digests(&headers).map_err(ApiError::bad_request)?;
-    let max = state.settings.max_upload_bytes;
-    if let Some(len) = headers
+    let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > max
-    {
-        return Err(ApiError::too_large(format!(
-            "file larger than the upload limit of {max} bytes"
-        )));
-    }
-    let staged = state
-        .storage
-        .stage_stream(body.into_data_stream(), max, expected)
-        .await
-        .map_err(storage_error)?;
-    let main = q.main.then_some(name.as_str());
-    let rows = record_files(&state.db, id, vec![(name.clone(), staged)], main).await?;
-    let row = rows
-        .into_iter()
-        .next()
-        .ok_or_else(|| ApiError::internal("uploaded file row missing"))?;
+        .and_then(|v| v.parse::<u64>().ok());
+    let row = service::upload(
+        &state,
+        id,
+        &name,
+        body.into_data_stream(),
+        announced,
+        expected,
+        q.main,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(FileOut::from(&row))))
 }
 
