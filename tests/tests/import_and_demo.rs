@@ -349,4 +349,58 @@ async fn demo_runs_twice_against_a_running_server() {
     let bytes = resp.bytes().await.unwrap();
     assert_eq!(&bytes[..4], b"PK\x03\x04");
     assert_eq!(module["files"][0]["md5"], md5_hex(&bytes), "{answer}");
+
+    // The console: its URL and a one-time link for the owner's password. The first run's
+    // link was replaced by the second's; the second's sets the password once, and the owner
+    // logs in to the console with it.
+    let console = format!("{}/console", server.base);
+    assert!(
+        second.contains(&format!("The vendor console: {console}")),
+        "{second}"
+    );
+    let link_of = |out: &str| {
+        out.split_whitespace()
+            .find(|w| w.starts_with(&format!("{console}/set-password?token=")))
+            .unwrap_or_else(|| panic!("no one-time link in {out}"))
+            .to_owned()
+    };
+    let (first_link, link) = (link_of(&first), link_of(&second));
+    assert_ne!(first_link, link);
+    let token_of = |l: &str| l.split("token=").nth(1).unwrap().to_owned();
+    let set = |token: String| {
+        server
+            .client
+            .post(server.url("/console/set-password"))
+            .form(&[
+                ("token", token.as_str()),
+                ("password", "demo owner password"),
+                ("repeat", "demo owner password"),
+            ])
+            .send()
+    };
+    let page = server.client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(
+        set(token_of(&first_link)).await.unwrap().status(),
+        StatusCode::BAD_REQUEST,
+        "replaced by the second run's"
+    );
+    assert_eq!(
+        set(token_of(&link)).await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        set(token_of(&link)).await.unwrap().status(),
+        StatusCode::BAD_REQUEST,
+        "used once"
+    );
+    let cookie = vypusk_tests::reports_login(&server, "admin", "demo owner password").await;
+    let resp = server
+        .client
+        .get(&console)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
 }
