@@ -244,18 +244,52 @@ impl ReleaseForm {
 /// Markdown as HTML for the preview: CommonMark with tables and strikethrough; raw HTML in
 /// the source is shown as text, never passed through (the page must not run a changelog).
 pub fn markdown(source: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser, html};
+    use pulldown_cmark::{Event, Options, Parser, Tag, html};
     let parser = Parser::new_ext(
         source,
         Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
     )
     .map(|event| match event {
         Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        // Links and images only to the web or mail: a `javascript:` link goes nowhere.
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) if !safe_url(&dest_url) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: "".into(),
+            title,
+            id,
+        }),
+        Event::Start(Tag::Image {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) if !safe_url(&dest_url) => Event::Start(Tag::Image {
+            link_type,
+            dest_url: "".into(),
+            title,
+            id,
+        }),
         other => other,
     });
     let mut out = String::new();
     html::push_html(&mut out, parser);
     out
+}
+
+/// `http:`, `https:`, `mailto:` or a URL without a scheme (relative, `#anchor`).
+fn safe_url(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    match lower.split_once(':') {
+        None => true,
+        // A colon after a path or query character is not a scheme's.
+        Some((scheme, _)) if scheme.contains(['/', '?', '#']) => true,
+        Some((scheme, _)) => matches!(scheme, "http" | "https" | "mailto"),
+    }
 }
 
 fn human_size(bytes: i64) -> String {
@@ -898,6 +932,15 @@ mod tests {
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(!html.contains("<b>"), "{html}");
+        let links = markdown(
+            "[a](javascript:alert(1)) [b](https://example.com) [c](JavaScript:x) ![i](data:x)",
+        );
+        assert!(
+            !links.to_ascii_lowercase().contains("javascript:"),
+            "{links}"
+        );
+        assert!(!links.contains("data:x"), "{links}");
+        assert!(links.contains("href=\"https://example.com\""), "{links}");
     }
 
     #[test]
