@@ -30,7 +30,7 @@ pub fn route_body_limit(
             Some(state.settings.max_upload_bytes)
         }
         (&Method::POST, "/api/v1/releases/{id}/files" | "/console/releases/{id}/files") => None,
-        (&Method::POST, "/api/v1/licenses/import") => {
+        (&Method::POST, "/api/v1/licenses/import" | "/console/licenses/import") => {
             Some(super::api::licenses::IMPORT_BODY_LIMIT as u64)
         }
         _ => Some(json),

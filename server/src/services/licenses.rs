@@ -395,6 +395,69 @@ pub async fn list(db: &DatabaseConnection, q: LicenseQuery) -> Result<LicenseLis
     Ok(ListOut::new(items, total, &page))
 }
 
+/// Licenses written per page of the export: memory stays bounded whatever their number.
+const EXPORT_PAGE: u64 = 1000;
+
+/// Every license whose key, customer or ITN contains `search` (all without it) as CSV in the
+/// import's format (`licenses_csv::COLUMNS`, one line per feature, a license without features
+/// on one line), so an export can be edited and imported back. Text cells go through
+/// `export::spreadsheet_safe`. Returns how many licenses were written.
+pub async fn export_csv<W: std::io::Write>(
+    db: &DatabaseConnection,
+    search: Option<&str>,
+    out: W,
+) -> Result<usize, ApiError> {
+    let mut csv = ::csv::Writer::from_writer(out);
+    let failed = |e: ::csv::Error| ApiError::internal(format!("writing the CSV: {e}"));
+    csv.write_record(licenses_csv::COLUMNS).map_err(failed)?;
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let mut offset = 0;
+    let mut written = 0;
+    loop {
+        let page = list(
+            db,
+            LicenseQuery {
+                offset: Some(offset),
+                limit: Some(EXPORT_PAGE),
+                sort: Some("key".into()),
+                search: search.map(str::to_owned),
+            },
+        )
+        .await?;
+        for l in &page.items {
+            let base = [
+                crate::export::spreadsheet_safe(&l.key),
+                crate::export::spreadsheet_safe(&l.customer),
+                crate::export::spreadsheet_safe(&l.itn),
+                yes_no(l.beta).to_owned(),
+                yes_no(l.revoked).to_owned(),
+            ];
+            if l.features.is_empty() {
+                let mut row = base.to_vec();
+                row.extend([String::new(), String::new(), String::new()]);
+                csv.write_record(&row).map_err(failed)?;
+            }
+            for f in &l.features {
+                let mut row = base.to_vec();
+                row.extend([
+                    f.product.to_string(),
+                    f.feature.to_string(),
+                    f.active_until.clone().unwrap_or_default(),
+                ]);
+                csv.write_record(&row).map_err(failed)?;
+            }
+        }
+        written += page.items.len();
+        offset += EXPORT_PAGE;
+        if page.items.len() < EXPORT_PAGE as usize {
+            break;
+        }
+    }
+    csv.flush()
+        .map_err(|e| ApiError::internal(format!("writing the CSV: {e}")))?;
+    Ok(written)
+}
+
 /// Creates a license; 409 if the key exists.
 pub async fn create(
     db: &DatabaseConnection,

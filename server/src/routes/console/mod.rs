@@ -16,6 +16,7 @@ pub mod account;
 pub mod audit;
 pub mod distributions;
 pub mod keys;
+pub mod licenses;
 pub mod releases;
 pub mod users;
 
@@ -49,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .merge(distributions::router())
         .merge(releases::router())
         .merge(keys::router())
+        .merge(licenses::router())
         .merge(users::router())
         .merge(account::router())
         .merge(audit::router())
@@ -122,6 +124,7 @@ impl<N: Needs> Console<N> {
             csrf: self.csrf.clone(),
             section,
             can_publish: self.has(Permission::Publish),
+            can_licenses: self.has(Permission::Licenses),
             is_owner: self.has(Permission::Admin),
             notice: String::new(),
         }
@@ -205,6 +208,7 @@ pub struct Layout {
     pub csrf: String,
     pub section: &'static str,
     pub can_publish: bool,
+    pub can_licenses: bool,
     pub is_owner: bool,
     pub notice: String,
 }
@@ -232,6 +236,10 @@ fn notice_text(code: &str) -> &'static str {
         "password" => "Your password is changed.",
         "unpublished" => "Unpublished: clients no longer see this distribution.",
         "republished" => "Published again: clients see this distribution.",
+        "revoked-license" => {
+            "Revoked: the license's installations get no download links from now on."
+        }
+        "restored-license" => "Restored: the license works again.",
         _ => "",
     }
 }
@@ -420,7 +428,6 @@ impl Pager {
 struct HomePage {
     layout: Layout,
     roles: String,
-    can_licenses: bool,
 }
 
 async fn home(console: Console) -> Response {
@@ -436,7 +443,6 @@ async fn home(console: Console) -> Response {
         &HomePage {
             layout: console.layout("home"),
             roles,
-            can_licenses: console.has(Permission::Licenses),
         },
     )
 }
