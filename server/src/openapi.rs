@@ -68,6 +68,7 @@ pub const API_KEY_HEADER: &str = "apiKey";
         (name = "releases", description = "Releases: draft → published → yanked; files while draft"),
         (name = "licenses", description = "License keys and their features: customer data, permission `licenses`"),
         (name = "api-keys", description = "Keys of the vendor API: each user their own, owners every key"),
+        (name = "products", description = "Names of license products and features, and default subscription lengths"),
         (name = "users", description = "Users and their roles: owner, release, support, viewer (owners manage them)"),
         (name = "statistics", description = "Download statistics (SPEC §7)"),
     ),

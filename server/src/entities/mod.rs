@@ -11,6 +11,8 @@ pub mod download_event;
 pub mod file;
 pub mod license;
 pub mod license_feature;
+pub mod product;
+pub mod product_feature;
 pub mod release;
 pub mod release_metadata;
 pub mod session;

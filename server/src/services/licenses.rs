@@ -250,6 +250,21 @@ fn parse_features(features: Vec<FeatureInput>) -> Result<Vec<FeatureData>, ApiEr
     Ok(out)
 }
 
+/// `features` with the catalogue's default subscription applied to those newly added
+/// without an end date (`services::products`).
+async fn with_defaults(
+    db: &DatabaseConnection,
+    had: &[(i64, i64)],
+    mut features: Vec<FeatureInput>,
+) -> Result<Vec<FeatureInput>, ApiError> {
+    if features.is_empty() {
+        return Ok(features);
+    }
+    let names = super::products::names(db).await?;
+    super::products::apply_defaults(&names, had, &mut features, Utc::now());
+    Ok(features)
+}
+
 fn text(value: Option<String>) -> String {
     value.as_deref().map_or("", str::trim).to_owned()
 }
@@ -476,7 +491,9 @@ pub async fn create(
         itn: text(input.itn),
         beta: input.beta.unwrap_or(false),
         revoked: input.revoked.unwrap_or(false),
-        features: parse_features(input.features.unwrap_or_default())?,
+        features: parse_features(
+            with_defaults(db, &[], input.features.unwrap_or_default()).await?,
+        )?,
     };
     licenses_csv::validate(&data).map_err(ApiError::bad_request)?;
     let now = Utc::now();
@@ -524,14 +541,25 @@ pub async fn update(
         "features",
         patch.features,
         "send [] to remove every feature, or leave it out to keep them",
-    )?
-    .map(parse_features)
-    .transpose()?;
+    )?;
 
     // Read outside the transaction (SQLite: a deferred transaction that reads and then
     // writes fails if another writer commits in between); the update below writes only the
     // columns this edit names, so a concurrent edit of other fields is not undone.
     let existing = find(db, key).await?.ok_or_else(|| not_found(key))?;
+    let features = match features {
+        None => None,
+        Some(list) => {
+            let had: Vec<(i64, i64)> = features_of(db, &[existing.id])
+                .await?
+                .remove(&existing.id)
+                .unwrap_or_default()
+                .iter()
+                .map(|f| (f.product, f.feature))
+                .collect();
+            Some(parse_features(with_defaults(db, &had, list).await?)?)
+        }
+    };
     let replace_features = features.is_some();
     let data = LicenseData {
         key: existing.key.clone(),

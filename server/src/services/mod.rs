@@ -8,6 +8,7 @@ pub mod common;
 pub mod distributions;
 pub mod licenses;
 pub mod patch;
+pub mod products;
 pub mod releases;
 pub mod sessions;
 pub mod users;

@@ -98,3 +98,26 @@ pub struct UserIdParam {
     #[param(example = 2)]
     id: i32,
 }
+
+/// `{number}`: a named product.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct ProductParam {
+    /// The product's number (`lic_product_id`).
+    #[param(example = 85)]
+    number: i64,
+}
+
+/// `{number}` and `{feature}`: a named feature of a product.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct ProductFeatureParams {
+    /// The product's number (`lic_product_id`).
+    #[param(example = 85)]
+    number: i64,
+    /// The feature's number (`lic_feature_id`).
+    #[param(example = 43)]
+    feature: i64,
+}

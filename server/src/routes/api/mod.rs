@@ -7,6 +7,7 @@ pub mod bundles;
 pub mod common;
 pub mod distributions;
 pub mod licenses;
+pub mod products;
 pub mod releases;
 pub mod stats;
 pub mod users;
@@ -38,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(licenses::router())
         .merge(api_keys::router())
         .merge(users::router())
+        .merge(products::router())
         .merge(stats::router());
     let (routes, document) = documented.split_for_parts();
     let routes: Router<AppState> = routes

@@ -14,6 +14,7 @@ use crate::entities::distribution;
 use crate::error::ApiError;
 use crate::services::common::Page;
 use crate::services::distributions::{self as service, DistributionEdit, NewDistribution};
+use crate::services::products::{self, Names, ProductView};
 use crate::services::releases::{self as releases, ListFilter, Status};
 use crate::state::AppState;
 
@@ -133,11 +134,20 @@ pub struct DistributionRow {
     pub scheme: String,
 }
 
-fn gate(d: &distribution::Model) -> String {
+fn gate(d: &distribution::Model, names: &Names) -> String {
     match (d.lic_product_id, d.lic_feature_id) {
-        (Some(p), Some(f)) => format!("product {p} / feature {f}"),
+        (Some(p), Some(f)) => names.describe(p, f),
         _ => "free".into(),
     }
+}
+
+/// The catalogue of names, or an empty one when it cannot be read (names are a convenience;
+/// the page still shows the numbers).
+async fn names_or_empty(state: &AppState) -> Names {
+    products::names(&state.db).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e.message, "cannot read the product names");
+        Names::default()
+    })
 }
 
 #[derive(Template)]
@@ -161,6 +171,7 @@ async fn list(
         Ok(found) => found,
         Err(e) => return refused(e),
     };
+    let names = names_or_empty(&state).await;
     let rows = rows
         .iter()
         .map(|d| DistributionRow {
@@ -168,7 +179,7 @@ async fn list(
             code_url: seg(&d.code),
             name: d.name.clone(),
             published: d.published,
-            gate: gate(d),
+            gate: gate(d, &names),
             scheme: d.version_scheme.clone(),
         })
         .collect();
@@ -196,9 +207,13 @@ struct FormPage {
     releases: Vec<super::releases::ReleaseRow>,
     status: String,
     can_publish: bool,
+    /// The license gate in words ("" for a new distribution).
+    gate_name: String,
+    /// Named products, for the gate fields' suggestions.
+    catalogue: Vec<ProductView>,
 }
 
-async fn new_form(console: Console<need::Publish>) -> Response {
+async fn new_form(console: Console<need::Publish>, State(state): State<AppState>) -> Response {
     page(
         StatusCode::OK,
         &FormPage {
@@ -214,6 +229,8 @@ async fn new_form(console: Console<need::Publish>) -> Response {
             releases: Vec::new(),
             status: String::new(),
             can_publish: true,
+            gate_name: String::new(),
+            catalogue: names_or_empty(&state).await.all().cloned().collect(),
         },
     )
 }
@@ -246,6 +263,8 @@ async fn create(
                 releases: Vec::new(),
                 status: String::new(),
                 can_publish: true,
+                gate_name: String::new(),
+                catalogue: names_or_empty(&state).await.all().cloned().collect(),
             },
         ),
     }
@@ -285,6 +304,7 @@ async fn show(
         Ok((views, _)) => views.iter().map(super::releases::ReleaseRow::of).collect(),
         Err(e) => return refused(e),
     };
+    let names = names_or_empty(&state).await;
     page(
         StatusCode::OK,
         &FormPage {
@@ -298,6 +318,8 @@ async fn show(
             releases,
             status,
             can_publish: console.has(crate::auth::Permission::Publish),
+            gate_name: gate(&d, &names),
+            catalogue: names.all().cloned().collect(),
         },
     )
 }
@@ -329,6 +351,8 @@ async fn update(
                 releases: Vec::new(),
                 status: String::new(),
                 can_publish: true,
+                gate_name: String::new(),
+                catalogue: names_or_empty(&state).await.all().cloned().collect(),
             },
         ),
     }

@@ -19,7 +19,16 @@ use crate::services::licenses::{
     self as service, FeatureInput, IMPORT_BODY_LIMIT, LicensePatch, LicenseQuery, LicenseView,
     NewLicense,
 };
+use crate::services::products::{self, Names, ProductView};
 use crate::state::AppState;
+
+/// The catalogue of names, or an empty one when it cannot be read (the numbers still show).
+async fn names_or_empty(state: &AppState) -> Names {
+    products::names(&state.db).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e.message, "cannot read the product names");
+        Names::default()
+    })
+}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -37,6 +46,8 @@ pub fn router() -> Router<AppState> {
 /// One feature row of the form, as typed.
 #[derive(Clone, Default)]
 pub struct FeatureRow {
+    /// The feature's name from the catalogue ("" when unnamed or blank).
+    pub label: String,
     pub product: String,
     pub feature: String,
     /// `YYYY-MM-DD` (the date input's), or empty: never lapses.
@@ -68,6 +79,7 @@ impl LicenseForm {
                 .features
                 .iter()
                 .map(|f| FeatureRow {
+                    label: String::new(),
                     product: f.product.to_string(),
                     feature: f.feature.to_string(),
                     until: f
@@ -93,6 +105,7 @@ impl LicenseForm {
             revoked: f.checked("revoked"),
             features: (0..products.len().max(features.len()).max(untils.len()))
                 .map(|i| FeatureRow {
+                    label: String::new(),
                     product: cell(&products, i),
                     feature: cell(&features, i),
                     until: cell(&untils, i),
@@ -100,6 +113,16 @@ impl LicenseForm {
                 .filter(|r| !(r.product.is_empty() && r.feature.is_empty() && r.until.is_empty()))
                 .collect(),
         }
+    }
+
+    /// Names each filled row from the catalogue.
+    fn named(mut self, names: &Names) -> Self {
+        for r in &mut self.features {
+            if let (Ok(p), Ok(f)) = (r.product.parse(), r.feature.parse()) {
+                r.label = names.describe(p, f);
+            }
+        }
+        self
     }
 
     fn with_blanks(mut self) -> Self {
@@ -143,7 +166,7 @@ pub struct LicenseRow {
 }
 
 impl LicenseRow {
-    fn of(l: &LicenseView) -> Self {
+    fn of(l: &LicenseView, names: &Names) -> Self {
         LicenseRow {
             key: l.key.clone(),
             key_url: seg(&l.key),
@@ -154,14 +177,12 @@ impl LicenseRow {
             features: l
                 .features
                 .iter()
-                .map(|f| match &f.active_until {
-                    Some(t) => format!(
-                        "{}/{} until {}",
-                        f.product,
-                        f.feature,
-                        &t[..t.len().min(10)]
-                    ),
-                    None => format!("{}/{}", f.product, f.feature),
+                .map(|f| {
+                    let what = names.describe(f.product, f.feature);
+                    match &f.active_until {
+                        Some(t) => format!("{what} until {}", t.get(..10).unwrap_or(t)),
+                        None => what,
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -211,6 +232,7 @@ async fn list_page(
         Ok(l) => l,
         Err(e) => return refused(e),
     };
+    let names = names_or_empty(state).await;
     let csv_url = format!(
         "/console/licenses.csv?{}",
         url::form_urlencoded::Serializer::new(String::new())
@@ -226,7 +248,11 @@ async fn list_page(
         &ListPage {
             layout: console.layout("licenses").with_notice(notice),
             pager: Pager::new(p, list.total, "/console/licenses", &[("search", &search)]),
-            rows: list.items.iter().map(LicenseRow::of).collect(),
+            rows: list
+                .items
+                .iter()
+                .map(|l| LicenseRow::of(l, &names))
+                .collect(),
             search,
             csv_url,
             import_errors,
@@ -262,18 +288,22 @@ async fn list(
 struct FormPage {
     layout: Layout,
     form: LicenseForm,
+    /// Named products, for the feature fields' suggestions.
+    catalogue: Vec<ProductView>,
     /// Empty for a new license.
     existing: String,
     existing_url: String,
     error: String,
 }
 
-async fn new_form(console: Console<need::Licenses>) -> Response {
+async fn new_form(console: Console<need::Licenses>, State(state): State<AppState>) -> Response {
+    let names = names_or_empty(&state).await;
     page(
         StatusCode::OK,
         &FormPage {
             layout: console.layout("licenses"),
-            form: LicenseForm::default().with_blanks(),
+            form: LicenseForm::default().named(&names).with_blanks(),
+            catalogue: names.all().cloned().collect(),
             existing: String::new(),
             existing_url: String::new(),
             error: String::new(),
@@ -313,13 +343,15 @@ async fn create(
         ),
     );
     console.record(&state, event, &outcome).await;
+    let names = names_or_empty(&state).await;
     match outcome {
         Ok(l) => done(&format!("/console/licenses/{}", seg(&l.key)), "created"),
         Err(e) => page(
             e.status,
             &FormPage {
                 layout: console.layout("licenses"),
-                form: form.with_blanks(),
+                form: form.named(&names).with_blanks(),
+                catalogue: names.all().cloned().collect(),
                 existing: String::new(),
                 existing_url: String::new(),
                 error: e.message,
@@ -334,12 +366,14 @@ async fn show(
     Path(key): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
+    let names = names_or_empty(&state).await;
     match service::show(&state.db, &key).await {
         Ok(l) => page(
             StatusCode::OK,
             &FormPage {
                 layout: console.layout("licenses").with_notice(q.done.as_deref()),
-                form: LicenseForm::of(&l).with_blanks(),
+                form: LicenseForm::of(&l).named(&names).with_blanks(),
+                catalogue: names.all().cloned().collect(),
                 existing_url: seg(&l.key),
                 existing: l.key,
                 error: String::new(),
@@ -381,13 +415,15 @@ async fn update(
         format!("key_sha256={}", crate::access_log::key_fingerprint(&key)),
     );
     console.record(&state, event, &outcome).await;
+    let names = names_or_empty(&state).await;
     match outcome {
         Ok(l) => done(&format!("/console/licenses/{}", seg(&l.key)), "saved"),
         Err(e) => page(
             e.status,
             &FormPage {
                 layout: console.layout("licenses"),
-                form: form.with_blanks(),
+                form: form.named(&names).with_blanks(),
+                catalogue: names.all().cloned().collect(),
                 existing_url: seg(&key),
                 existing: key,
                 error: e.message,

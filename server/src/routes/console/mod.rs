@@ -17,6 +17,7 @@ pub mod audit;
 pub mod distributions;
 pub mod keys;
 pub mod licenses;
+pub mod products;
 pub mod releases;
 pub mod users;
 
@@ -51,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .merge(releases::router())
         .merge(keys::router())
         .merge(licenses::router())
+        .merge(products::router())
         .merge(users::router())
         .merge(account::router())
         .merge(audit::router())

@@ -744,7 +744,11 @@ async fn client_view(state: &AppState, view: &ReleaseView) -> Result<ClientView,
             .collect(),
         license: match (d.lic_product_id, d.lic_feature_id) {
             (Some(p), Some(f)) => format!(
-                "only installations whose license has product {p} / feature {f} get download links{}",
+                "only installations whose license has {} get download links{}",
+                crate::services::products::names(&state.db)
+                    .await
+                    .map(|n| n.describe(p, f))
+                    .unwrap_or_else(|_| format!("{p}/{f}")),
                 if d.hide_unlicensed {
                     "; others do not see the release"
                 } else {
