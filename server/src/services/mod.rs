@@ -3,6 +3,7 @@
 //! CLI (`cli/admin.rs`, `cli/demo.rs`) calls the same functions.
 
 pub mod api_keys;
+pub mod audit;
 pub mod common;
 pub mod distributions;
 pub mod licenses;
