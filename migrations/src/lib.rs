@@ -11,6 +11,7 @@ mod m20261201_000001_blobs;
 mod m20261202_000001_download_starts;
 mod m20261203_000001_users;
 mod m20261204_000001_sessions;
+mod m20261205_000001_audit;
 mod m20261206_000001_products;
 
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_download_starts::Migration),
             Box::new(m20261203_000001_users::Migration),
             Box::new(m20261204_000001_sessions::Migration),
+            Box::new(m20261205_000001_audit::Migration),
             Box::new(m20261206_000001_products::Migration),
         ]
     }

@@ -13,6 +13,11 @@
 //!   reads that hand something out ([`AUDITED_READS`]: offline bundles): action (method and
 //!   route template), status, who ([`AuditActor`], filled by `auth`), client and path
 //!   parameters (and a bundle's `license`), license keys shown only as a short fingerprint.
+//!   The same request is recorded in the audit log kept in the database
+//!   ([`crate::services::audit`], via `api`), its action named by the operation id of the
+//!   OpenAPI document; a handler may add what it created or more detail ([`AuditNote`]). A
+//!   request refused before anyone was known is not recorded there: a failed login is
+//!   recorded once, by `auth`.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -25,13 +30,14 @@ use axum::body::Body;
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponseParts, Response, ResponseParts};
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use sha2::Digest;
 
 use crate::auth::Caller;
 use crate::client_addr::ClientAddr;
+use crate::services::audit;
 use crate::state::AppState;
 use crate::telemetry;
 
@@ -77,20 +83,71 @@ impl Family {
     }
 }
 
-/// Who made a vendor-API request, for its audit line; the authenticating extractor fills it.
+/// Who made a vendor-API request, for its audit line and entry; the authenticating extractor
+/// fills it.
 #[derive(Clone, Default)]
-pub struct AuditActor(Arc<OnceLock<String>>);
+pub struct AuditActor(Arc<OnceLock<(String, i32)>>);
 
 impl AuditActor {
     pub fn set(&self, caller: &Caller) {
-        let _ = self.0.set(match caller {
-            Caller::User { login, .. } => login.clone(),
-            Caller::ApiKey { id, .. } => format!("api-key:{id}"),
-        });
+        let _ = self.0.set((actor_name(caller), caller.user_id()));
     }
 
-    fn get(&self) -> &str {
-        self.0.get().map_or("-", String::as_str)
+    fn get(&self) -> Option<&(String, i32)> {
+        self.0.get()
+    }
+}
+
+/// A caller as the audit log names it: the user's login, or `api-key:ID`.
+pub fn actor_name(caller: &Caller) -> String {
+    match caller {
+        Caller::User { login, .. } => login.clone(),
+        Caller::ApiKey { id, .. } => format!("api-key:{id}"),
+    }
+}
+
+/// What a handler adds to its request's audit entry, as a part of its answer: what it created
+/// (the path has no id yet), more detail (a yank's reason), or who acted when the request
+/// carried no credentials (setting a password with a one-time token).
+#[derive(Clone, Debug, Default)]
+pub struct AuditNote {
+    /// Appended to the path parameters.
+    pub target: String,
+    pub detail: String,
+    /// `(login, user id)` when no credentials named the actor.
+    pub actor: Option<(String, i32)>,
+}
+
+impl AuditNote {
+    pub fn target(target: impl Into<String>) -> AuditNote {
+        AuditNote {
+            target: target.into(),
+            ..AuditNote::default()
+        }
+    }
+
+    pub fn with_detail(mut self, detail: impl Into<String>) -> AuditNote {
+        self.detail = detail.into();
+        self
+    }
+}
+
+impl IntoResponseParts for AuditNote {
+    type Error = std::convert::Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        res.extensions_mut().insert(self);
+        Ok(res)
+    }
+}
+
+/// `name="value"` as audit targets write a parameter (the value quoted and cut like in
+/// messages); a license key is written `key_sha256=` and its fingerprint instead.
+pub fn target_param(name: &str, value: &str) -> String {
+    if name == "key" {
+        format!("key_sha256={}", key_fingerprint(value))
+    } else {
+        format!("{name}={}", crate::error::quote(value))
     }
 }
 
@@ -154,8 +211,9 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         None => body,
     };
 
-    let response = next.run(Request::from_parts(parts, body)).await;
+    let mut response = next.run(Request::from_parts(parts, body)).await;
     let status = response.status();
+    let note = response.extensions_mut().remove::<AuditNote>();
 
     metrics::counter!(telemetry::HTTP_REQUESTS,
         "family" => family.as_str(), "status" => status_label(status))
@@ -174,15 +232,42 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         metrics::counter!(telemetry::UPLOAD_BYTES).increment(counter.load(Ordering::Relaxed));
     }
     if let Some((actor, params)) = audit {
+        let note = note.unwrap_or_default();
+        let who = actor.get().cloned().or(note.actor);
         tracing::info!(
             target: "audit",
             action = %format_args!("{method} {route_str}"),
             params = %params,
             status = status.as_u16(),
-            actor = actor.get(),
+            actor = who.as_ref().map_or("-", |(name, _)| name.as_str()),
             client = %client,
             "vendor action"
         );
+        // Without an actor the request was refused before anyone was known: a failed login
+        // is recorded once, by `auth`; no credentials at all is nobody's action.
+        if let Some((name, user_id)) = who {
+            let mut target = params;
+            if !note.target.is_empty() {
+                if !target.is_empty() {
+                    target.push(' ');
+                }
+                target.push_str(&note.target);
+            }
+            let event = audit::Event {
+                user_id: Some(user_id),
+                detail: note.detail,
+                status: Some(status.as_u16()),
+                client: Some(client.to_string()),
+                ..audit::Event::new(
+                    audit::Via::Api,
+                    name,
+                    crate::openapi::operation_id(method.as_str(), route_str)
+                        .map_or_else(|| format!("{method} {route_str}"), str::to_owned),
+                    target,
+                )
+            };
+            audit::record(&state.db, event, chrono::Utc::now()).await;
+        }
     }
 
     let counts_download =
@@ -231,14 +316,7 @@ fn audit_params(params: &RawPathParams) -> String {
         if !out.is_empty() {
             out.push(' ');
         }
-        if name == "key" {
-            out.push_str("key_sha256=");
-            out.push_str(&key_fingerprint(value));
-        } else {
-            out.push_str(name);
-            out.push('=');
-            out.push_str(&crate::error::quote(value));
-        }
+        out.push_str(&target_param(name, value));
     }
     out
 }

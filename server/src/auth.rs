@@ -24,6 +24,7 @@ use sha2::Digest;
 use crate::entities::{admin_user, api_key};
 use crate::error::ApiError;
 use crate::ratelimit::FailureLimiter;
+use crate::services::audit::{self, Event, Via};
 use crate::services::users;
 use crate::state::AppState;
 
@@ -233,6 +234,8 @@ pub struct AuthCache {
     throttle: LoginThrottle,
     /// When each API key's `last_used_at` was last written.
     key_use: Mutex<HashMap<i32, Instant>>,
+    /// When a throttled login from each address was last written to the audit log.
+    throttled_recorded: Mutex<HashMap<IpAddr, Instant>>,
 }
 
 impl AuthCache {
@@ -243,6 +246,7 @@ impl AuthCache {
             hashing: tokio::sync::Semaphore::new(cores),
             throttle: LoginThrottle::new(failures_per_minute),
             key_use: Mutex::default(),
+            throttled_recorded: Mutex::default(),
         }
     }
 }
@@ -331,7 +335,25 @@ impl FromRequestParts<AppState> for Caller {
         let credentials =
             Credentials::from_headers(&parts.headers).ok_or_else(ApiError::unauthorized)?;
         let client = crate::client_addr::ClientAddr::from_parts(parts, &state.trusted_proxies).0;
-        let caller = authenticate(state, &credentials, client).await?;
+        let caller = match authenticate(state, &credentials, client).await {
+            Ok(caller) => caller,
+            Err(e) => {
+                // The one audit entry of a failed login; the request's own is not written.
+                let reason = match (&credentials, e.status) {
+                    (_, StatusCode::TOO_MANY_REQUESTS) => Some("throttled"),
+                    (Credentials::Password { .. }, StatusCode::UNAUTHORIZED) => {
+                        Some("wrong credentials")
+                    }
+                    (Credentials::ApiKey(_), StatusCode::UNAUTHORIZED) => Some(e.message.as_str()),
+                    _ => None,
+                };
+                if let Some(reason) = reason {
+                    record_login_failure(state, Via::Api, &credentials, e.status, reason, client)
+                        .await;
+                }
+                return Err(e);
+            }
+        };
         // The audit line of this request names who it was (see `access_log`).
         if let Some(actor) = parts.extensions.get::<crate::access_log::AuditActor>() {
             actor.set(&caller);
@@ -373,6 +395,86 @@ pub async fn authenticate(
             Err(ApiError::unauthorized())
         }
     }
+}
+
+/// How often a throttled login from one address is written to the audit log: a guesser
+/// refused a thousand times a minute makes one entry a minute, not a thousand.
+const THROTTLED_RECORD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Records a failed login (`loginFailed`) in the audit log: the name tried (or `api-key`),
+/// why (`reason`), the answer's status. A throttled one (429) at most once a minute per
+/// address.
+pub async fn record_login_failure(
+    state: &AppState,
+    via: Via,
+    credentials: &Credentials,
+    status: StatusCode,
+    reason: &str,
+    client: IpAddr,
+) {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let now = Instant::now();
+        let mut recorded = state
+            .auth
+            .throttled_recorded
+            .lock()
+            .expect("throttled logins map poisoned");
+        if recorded
+            .get(&client)
+            .is_some_and(|last| now.duration_since(*last) < THROTTLED_RECORD_INTERVAL)
+        {
+            return;
+        }
+        if recorded.len() > 100_000 {
+            recorded.clear();
+        }
+        recorded.insert(client, now);
+    }
+    let actor = match credentials {
+        Credentials::Password { user, .. } => audit::tried_login(user),
+        Credentials::ApiKey(_) => "api-key".to_owned(),
+    };
+    let event = Event {
+        detail: reason.to_owned(),
+        status: Some(status.as_u16()),
+        client: Some(client.to_string()),
+        ..Event::new(via, actor, "loginFailed", "")
+    };
+    audit::record(&state.db, event, chrono::Utc::now()).await;
+}
+
+/// Records a login (`login`) through the login form of `actor` (a login, or `api-key:ID`:
+/// [`crate::access_log::actor_name`] of the caller), user `user_id`.
+pub async fn record_login(state: &AppState, actor: String, user_id: i32, client: IpAddr) {
+    let event = Event {
+        user_id: Some(user_id),
+        client: Some(client.to_string()),
+        ..Event::new(Via::Login, actor, "login", "")
+    };
+    audit::record(&state.db, event, chrono::Utc::now()).await;
+}
+
+/// Records a logout (`logout`) of the session of user `user_id` (made with API key
+/// `api_key_id`, if so).
+pub async fn record_logout(
+    state: &AppState,
+    user_id: i32,
+    api_key_id: Option<i32>,
+    client: IpAddr,
+) {
+    let actor = match api_key_id {
+        Some(id) => format!("api-key:{id}"),
+        None => match admin_user::Entity::find_by_id(user_id).one(&state.db).await {
+            Ok(Some(user)) => user.username,
+            _ => format!("user:{user_id}"),
+        },
+    };
+    let event = Event {
+        user_id: Some(user_id),
+        client: Some(client.to_string()),
+        ..Event::new(Via::Login, actor, "logout", "")
+    };
+    audit::record(&state.db, event, chrono::Utc::now()).await;
 }
 
 fn too_many_failed_logins() -> ApiError {

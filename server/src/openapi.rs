@@ -71,6 +71,7 @@ pub const API_KEY_HEADER: &str = "apiKey";
         (name = "products", description = "Names of license products and features, and default subscription lengths"),
         (name = "users", description = "Users and their roles: owner, release, support, viewer (owners manage them)"),
         (name = "statistics", description = "Download statistics (SPEC §7)"),
+        (name = "audit", description = "The audit log: who did what and when, from the API, the console and the CLI (owners)"),
     ),
     components(schemas(crate::error::ApiErrorBody, vypusk_protocol::wire::ClientError)),
 )]
@@ -462,6 +463,32 @@ pub fn operations() -> Vec<(&'static str, String)> {
     out
 }
 
+/// The operation id of `method` (upper case) on `path` (a route template, as axum's
+/// `MatchedPath` has it), if the document has that operation: what the audit log names
+/// actions by.
+pub fn operation_id(method: &str, path: &str) -> Option<&'static str> {
+    static IDS: LazyLock<std::collections::HashMap<(&'static str, &'static str), &'static str>> =
+        LazyLock::new(|| {
+            let mut ids = std::collections::HashMap::new();
+            for (path, item) in &document().paths.paths {
+                for (method, op) in [
+                    ("GET", &item.get),
+                    ("HEAD", &item.head),
+                    ("POST", &item.post),
+                    ("PUT", &item.put),
+                    ("PATCH", &item.patch),
+                    ("DELETE", &item.delete),
+                ] {
+                    if let Some(id) = op.as_ref().and_then(|op| op.operation_id.as_deref()) {
+                        ids.insert((method, path.as_str()), id);
+                    }
+                }
+            }
+            ids
+        });
+    IDS.get(&(method, path)).copied()
+}
+
 /// Bytes of a file or an archive, in the document.
 #[derive(utoipa::ToSchema)]
 #[schema(value_type = String, format = Binary)]
@@ -574,6 +601,45 @@ mod tests {
         }
         for (name, schema) in document["components"]["schemas"].as_object().unwrap() {
             free_form(name, schema);
+        }
+    }
+
+    /// The audit log names actions by the document's operation ids, found from the route
+    /// template axum matched.
+    #[test]
+    fn operation_ids_by_route() {
+        assert_eq!(
+            operation_id("POST", "/api/v1/releases/{id}/publish"),
+            Some("publishRelease")
+        );
+        assert_eq!(
+            operation_id("DELETE", "/api/v1/api-keys/{id}"),
+            Some("revokeApiKey")
+        );
+        assert_eq!(
+            operation_id("GET", "/api/v1/releases/{id}/bundle"),
+            Some("getReleaseBundle")
+        );
+        assert_eq!(operation_id("GET", "/api/v1/audit"), Some("listAuditLog"));
+        assert_eq!(operation_id("POST", "/api/v1/audit"), None);
+        // Every operation of the document has an id.
+        let mut ids = BTreeSet::new();
+        for (method, path) in operations() {
+            let id = operation_id(method, &path);
+            assert!(id.is_some(), "{method} {path}");
+            ids.extend(id);
+        }
+        // The CLI records its actions under these names (`cli::admin`, `cli::bundle`,
+        // `cli::demo`): they must stay the API's.
+        for name in [
+            "createApiKey",
+            "revokeApiKey",
+            "importLicenses",
+            "getReleaseBundle",
+            "createDistribution",
+            "createLicense",
+        ] {
+            assert!(ids.contains(name), "{name}");
         }
     }
 

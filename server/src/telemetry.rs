@@ -36,6 +36,7 @@ pub const CATALOG_LICENSES: &str = "vypusk_catalog_licenses";
 pub const DB_POOL_CONNECTIONS: &str = "vypusk_db_pool_connections";
 pub const DB_POOL_IDLE: &str = "vypusk_db_pool_idle_connections";
 pub const BUILD_INFO: &str = "vypusk_build_info";
+pub const AUDIT_WRITE_ERRORS: &str = "vypusk_audit_write_errors_total";
 
 /// Upper bounds (seconds) of the response-time buckets: from a cached check (well under a
 /// millisecond) to a slow upload's answer.
@@ -77,6 +78,10 @@ fn describe() {
         "Time from a request's arrival to its answer's head, by route family"
     );
     describe_counter!(CHECKS, "Update checks answered (status 200), by call");
+    describe_counter!(
+        AUDIT_WRITE_ERRORS,
+        "Audit log entries that could not be written to the database"
+    );
     describe_counter!(DOWNLOADS, "File downloads answered with 200 or 206");
     describe_counter!(DOWNLOAD_BYTES, Unit::Bytes, "File bytes sent");
     describe_counter!(UPLOADS, "Files uploaded through the vendor API");

@@ -215,6 +215,16 @@ async fn role_matrix_of_console_pages_and_api_routes() {
             expect(owner),
             "{role} users"
         );
+        assert_eq!(
+            status(api(Method::GET, "/api/v1/audit")).await,
+            expect(owner),
+            "{role} audit"
+        );
+        assert_eq!(
+            status(api(Method::GET, "/api/v1/products")).await,
+            StatusCode::OK,
+            "{role} products"
+        );
         let publish = status(api(
             Method::POST,
             &format!("/api/v1/releases/{draft}/publish"),

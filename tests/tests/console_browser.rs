@@ -249,7 +249,7 @@ async fn a_release_from_login_to_yank_in_the_browser() {
         log.contains("publishRelease") && log.contains("admin"),
         "{log}"
     );
-    assert!(log.contains(&format!("id={id}")), "{log}");
+    assert!(log.contains(&format!("id=\"{id}\"")), "{log}");
     browser.screenshot_in(SHOTS, "11-audit").await;
     browser.goto(&server.url("/console/account")).await;
     browser.wait_for("#password-form").await;

@@ -10,11 +10,28 @@ use axum::http::StatusCode;
 
 use super::remote::Answer;
 use super::resources::{ApiKeyCommand, PageArgs, print_created_key, print_keys};
+use crate::access_log::target_param;
 use crate::auth::Permission;
 use crate::config::Settings;
 use crate::licenses_csv;
+use crate::services::audit::{self, Event, Via};
 use crate::services::common::Page;
 use crate::services::{api_keys, licenses};
+
+/// Records an action done on the data directory directly in the audit log: actor `cli`, via
+/// `cli`, `action` the operation id of the vendor API's matching operation.
+pub async fn record_cli(
+    db: &sea_orm::DatabaseConnection,
+    action: &str,
+    target: impl Into<String>,
+    detail: impl Into<String>,
+) {
+    let event = Event {
+        detail: detail.into(),
+        ..Event::new(Via::Cli, "cli", action, target)
+    };
+    audit::record(db, event, chrono::Utc::now()).await;
+}
 
 /// The line that says a command works on the data directory, not through a server (on
 /// standard error, so standard output stays what scripts read).
@@ -40,6 +57,15 @@ pub async fn admin_password(settings: &Settings) -> anyhow::Result<()> {
     };
     let db = open_db(settings).await?;
     crate::db::set_admin_password(&db, &password).await?;
+    tracing::info!(target: "audit", actor = "cli", user = crate::auth::ADMIN_USER, "password set");
+    // No operation of the vendor API sets another user's password: this action is the CLI's.
+    record_cli(
+        &db,
+        "setAdminPassword",
+        target_param("login", crate::auth::ADMIN_USER),
+        "",
+    )
+    .await;
     println!("The password of admin was changed.");
     Ok(())
 }
@@ -82,6 +108,13 @@ pub async fn api_key(
             let joined = Permission::join(&row.permissions);
             tracing::info!(target: "audit", actor = "cli", id = row.id, name = %crate::error::quote(&row.name),
                 permissions = %joined, "API key created");
+            record_cli(
+                &db,
+                "createApiKey",
+                target_param("id", &row.id.to_string()),
+                format!("{} permissions={joined}", target_param("name", &row.name)),
+            )
+            .await;
             print_created_key(json, &Answer::of(&created));
         }
         ApiKeyCommand::List(PageArgs {
@@ -106,6 +139,7 @@ pub async fn api_key(
                 Err(e) => return Err(api_error(e)),
             }
             tracing::info!(target: "audit", actor = "cli", id, "API key revoked");
+            record_cli(&db, "revokeApiKey", target_param("id", &id.to_string()), "").await;
             if !json {
                 println!("revoked API key {id}");
             }
@@ -153,6 +187,16 @@ pub async fn license_import(settings: &Settings, file: &Path, json: bool) -> any
     let features: usize = licenses.iter().map(|l| l.features.len()).sum();
     tracing::info!(target: "audit", actor = "cli", licenses = n, features,
         file = %file.display(), "licenses imported");
+    record_cli(
+        &db,
+        "importLicenses",
+        "",
+        format!(
+            "{n} licenses, {features} features from {}",
+            target_param("file", &file.display().to_string())
+        ),
+    )
+    .await;
     if json {
         super::remote::print_json(&Answer::of(&licenses::ImportSummary {
             imported: n,

@@ -38,6 +38,18 @@ pub async fn run(settings: &Settings, args: BundleArgs) -> anyhow::Result<()> {
     tracing::info!(target: "audit", actor = "cli", release = args.release,
         license_sha256 = %args.license.as_deref().map(crate::access_log::key_fingerprint).unwrap_or_default(),
         "bundle written");
+    // The target as the API's `getReleaseBundle` entry has it.
+    let mut target = crate::access_log::target_param("id", &args.release.to_string());
+    if let Some(license) = args
+        .license
+        .as_deref()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        target.push_str(" license_sha256=");
+        target.push_str(&crate::access_log::key_fingerprint(license));
+    }
+    super::admin::record_cli(&sources.db, "getReleaseBundle", target, "").await;
     println!(
         "Wrote {}: {} {} ({files} file{}, {written} bytes), signed for QueryID {}",
         args.out.display(),

@@ -21,6 +21,8 @@ use serde_json::json;
 use vypusk_protocol::{Version, VersionScheme};
 use vypusk_storage::{ExpectedDigests, Storage};
 
+use super::admin::record_cli;
+use crate::access_log::target_param;
 use crate::auth::Permission;
 use crate::catalog::STATUS_PUBLISHED;
 use crate::catalog_sync::{self, Change};
@@ -336,6 +338,22 @@ async fn write_demo_data(db: &DatabaseConnection, storage: &Storage) -> anyhow::
     txn.commit().await?;
     tracing::info!(target: "audit", actor = "cli", distribution = created.distribution,
         license = created.license, "demo data written");
+    if created.distribution {
+        let detail = format!(
+            "demo: releases {} and {}, published",
+            RELEASES[0].0, RELEASES[1].0
+        );
+        record_cli(
+            db,
+            "createDistribution",
+            target_param("code", DEMO_TYPE),
+            detail,
+        )
+        .await;
+    }
+    if created.license {
+        record_cli(db, "createLicense", target_param("key", DEMO_KEY), "demo").await;
+    }
     Ok(created)
 }
 
@@ -359,6 +377,22 @@ async fn replace_demo_key(db: &DatabaseConnection) -> anyhow::Result<(usize, Str
     };
     let created = api_keys::create(db, &owner, input).await.map_err(failed)?;
     tracing::info!(target: "audit", actor = "cli", key_id = created.view.id, revoked, "demo API key replaced");
+    if revoked > 0 {
+        let detail = format!("demo: {revoked} key(s) of an earlier run");
+        record_cli(
+            db,
+            "revokeApiKey",
+            target_param("name", DEMO_API_KEY_NAME),
+            detail,
+        )
+        .await;
+    }
+    let target = target_param("id", &created.view.id.to_string());
+    let detail = format!(
+        "{} permissions=admin",
+        target_param("name", DEMO_API_KEY_NAME)
+    );
+    record_cli(db, "createApiKey", target, detail).await;
     Ok((revoked, created.key))
 }
 

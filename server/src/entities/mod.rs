@@ -3,6 +3,7 @@
 
 pub mod admin_user;
 pub mod api_key;
+pub mod audit_log;
 pub mod blob;
 pub mod check_event;
 pub mod compatibility;

@@ -22,7 +22,8 @@ use sea_orm::{EntityTrait, QueryOrder};
 use serde::Deserialize;
 
 use crate::auth::{
-    Authorized, Caller, Credentials, Permission, authenticate, need, user_password_hash,
+    Authorized, Caller, Credentials, Permission, authenticate, need, record_login,
+    record_login_failure, record_logout, user_password_hash,
 };
 use crate::client_addr::{ClientAddr, ForwardedHttps};
 use crate::entities::distribution;
@@ -31,6 +32,7 @@ use crate::error::ApiError;
 use crate::routes::api::stats::{
     StatsParams, downloads_report, installed_base_report, render, upgrade_paths_report,
 };
+use crate::services::audit::Via;
 use crate::services::sessions;
 use crate::state::AppState;
 use crate::stats::chart::{self, group_digits, human_bytes};
@@ -293,15 +295,29 @@ async fn login(
         }
     };
     let failed = "wrong user name, password or API key";
+    let (wrong, unauthorized) = ("wrong credentials", StatusCode::UNAUTHORIZED);
     let who = match authenticate(&state, &credentials, ip).await {
         Ok(c) if c.has(Permission::Read) => match c {
             Caller::User { id, .. } => match user_password_hash(&state.db, id).await {
                 Ok(Some(hash)) => (id, None, hash),
-                _ => return login_failed(failed, &form.next, csrf),
+                _ => {
+                    record_login_failure(&state, Via::Login, &credentials, unauthorized, wrong, ip)
+                        .await;
+                    return login_failed(failed, &form.next, csrf);
+                }
             },
             Caller::ApiKey { id, user_id, .. } => (user_id, Some(id), String::new()),
         },
         Ok(_) => {
+            record_login_failure(
+                &state,
+                Via::Login,
+                &credentials,
+                unauthorized,
+                "no permission",
+                ip,
+            )
+            .await;
             return login_failed(
                 "these credentials may not read statistics",
                 &form.next,
@@ -309,9 +325,18 @@ async fn login(
             );
         }
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+            record_login_failure(&state, Via::Login, &credentials, e.status, "throttled", ip).await;
             return login_refused(e.status, &e.message, &form.next, csrf);
         }
-        Err(_) => return login_failed(failed, &form.next, csrf),
+        Err(e) => {
+            let reason = if e.status == unauthorized {
+                wrong
+            } else {
+                "the credentials could not be checked"
+            };
+            record_login_failure(&state, Via::Login, &credentials, e.status, reason, ip).await;
+            return login_failed(failed, &form.next, csrf);
+        }
     };
     let login = match &who {
         (user_id, None, hash) => sessions::Login::Password {
@@ -338,6 +363,11 @@ async fn login(
             Ok(c) => c,
             Err(e) => return PageError::from(ApiError::from(e)).into_response(),
         };
+    let actor = match who.1 {
+        Some(key_id) => format!("api-key:{key_id}"),
+        None => user.to_owned(),
+    };
+    record_login(&state, actor, who.0, ip).await;
     let mut response = Redirect::to(safe_next(&form.next)).into_response();
     set_cookie(
         &mut response,
@@ -388,6 +418,7 @@ async fn logout_form(State(state): State<AppState>, headers: HeaderMap) -> Respo
 /// session's CSRF token; 403 and nothing changed otherwise.
 async fn logout(
     State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
     ForwardedHttps(https): ForwardedHttps,
     headers: HeaderMap,
     form: Result<Form<LogoutForm>, FormRejection>,
@@ -405,6 +436,7 @@ async fn logout(
         if let Err(e) = sessions::delete(&state.db, token).await {
             return PageError::from(ApiError::from(e)).into_response();
         }
+        record_logout(&state, row.user_id, row.api_key_id, ip).await;
     }
     let mut response = Redirect::to("/reports/login").into_response();
     set_cookie(

@@ -316,7 +316,13 @@ pub async fn edit(
         row.version_scheme = Set(scheme.as_str().to_owned());
     }
     row.updated_at = Set(chrono::Utc::now());
-    let row = row.update(&txn).await?;
+    // Deleted since it was read (a DELETE at the same time): gone, not an internal error.
+    let row = row.update(&txn).await.map_err(|e| match e {
+        sea_orm::DbErr::RecordNotUpdated => {
+            ApiError::not_found(format!("distribution {code:?} not found"))
+        }
+        e => ApiError::from(e),
+    })?;
     catalog_sync::record(&txn, Change::Distribution(row.id)).await?;
     txn.commit().await?;
     refresh(state, row.id).await?;

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::common::{ApiKeyIdParam, ApiPath, ListOut};
 use super::{ApiJson, ApiQuery, Page};
+use crate::access_log::{AuditNote, target_param};
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::services::api_keys::{
@@ -57,13 +58,19 @@ async fn create(
     KeyManager(caller): KeyManager,
     State(state): State<AppState>,
     ApiJson(input): ApiJson<NewApiKey>,
-) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+) -> Result<(StatusCode, AuditNote, Json<CreatedApiKey>), ApiError> {
     let owner = KeyOwner {
         user_id: caller.user_id(),
         may_grant: caller.permissions().to_vec(),
     };
     let created = service::create(&state.db, &owner, input).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let note =
+        AuditNote::target(target_param("id", &created.view.id.to_string())).with_detail(format!(
+            "{} permissions={}",
+            target_param("name", &created.view.name),
+            Permission::join(&created.view.permissions)
+        ));
+    Ok((StatusCode::CREATED, note, Json(created)))
 }
 
 /// Lists API keys, never the keys themselves: every key for an owner, one's own otherwise.

@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 
 use super::common::{self, ApiPath, CodeParam, ListOut};
 use super::{ApiJson, ApiQuery, Page};
+use crate::access_log::{AuditNote, target_param};
 use crate::auth::{Authorized, need};
 use crate::entities::distribution;
 use crate::error::ApiError;
@@ -94,9 +95,10 @@ async fn create(
     _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiJson(input): ApiJson<NewDistribution>,
-) -> Result<(StatusCode, Json<DistributionOut>), ApiError> {
+) -> Result<(StatusCode, AuditNote, Json<DistributionOut>), ApiError> {
     let row = service::create(&state, input).await?;
-    Ok((StatusCode::CREATED, Json(DistributionOut::from(&row))))
+    let note = AuditNote::target(target_param("code", &row.code));
+    Ok((StatusCode::CREATED, note, Json(DistributionOut::from(&row))))
 }
 
 /// Lists distributions (permission `read`).

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use super::common::{ApiPath, LicenseKeyParam, ListOut};
 use super::{ApiJson, ApiQuery};
+use crate::access_log::{AuditNote, target_param};
 use crate::auth::{Authorized, need};
 use crate::error::ApiError;
 use crate::error::ApiErrorBody;
@@ -50,9 +51,10 @@ async fn create(
     _: Authorized<need::Licenses>,
     State(state): State<AppState>,
     ApiJson(input): ApiJson<NewLicense>,
-) -> Result<(StatusCode, Json<LicenseView>), ApiError> {
+) -> Result<(StatusCode, AuditNote, Json<LicenseView>), ApiError> {
     let created = service::create(&state.db, &state.catalog, input).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let note = AuditNote::target(target_param("key", &created.key));
+    Ok((StatusCode::CREATED, note, Json(created)))
 }
 
 /// Lists licenses, optionally those whose key, customer or ITN contain `search`
@@ -203,8 +205,11 @@ async fn import_route(
     _: Authorized<need::Licenses>,
     State(state): State<AppState>,
     licenses_csv::CsvUpload(body): licenses_csv::CsvUpload,
-) -> Result<Json<ImportSummary>, ApiError> {
-    Ok(Json(
-        service::import_csv(&state.db, &state.catalog, &body).await?,
-    ))
+) -> Result<(AuditNote, Json<ImportSummary>), ApiError> {
+    let summary = service::import_csv(&state.db, &state.catalog, &body).await?;
+    let note = AuditNote::default().with_detail(format!(
+        "{} licenses, {} features",
+        summary.imported, summary.features
+    ));
+    Ok((note, Json(summary)))
 }

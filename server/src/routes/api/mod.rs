@@ -3,6 +3,7 @@
 //! the OpenAPI document (`crate::openapi`).
 
 pub mod api_keys;
+pub mod audit;
 pub mod bundles;
 pub mod common;
 pub mod distributions;
@@ -39,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(licenses::router())
         .merge(api_keys::router())
         .merge(users::router())
+        .merge(audit::router())
         .merge(products::router())
         .merge(stats::router());
     let (routes, document) = documented.split_for_parts();
@@ -56,6 +58,7 @@ const URNS: &[&str] = &[
     "/api/v1/licenses",
     "/api/v1/api-keys",
     "/api/v1/users",
+    "/api/v1/audit",
     "/api/v1/stats/downloads",
     "/api/v1/stats/upgrade-paths",
     "/api/v1/stats/installed-base",

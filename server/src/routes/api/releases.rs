@@ -19,6 +19,7 @@ use vypusk_storage::{ExpectedDigests, StagedBlob};
 
 use super::common::{self, ApiPath, CodeParam, FileParams, ListOut, ReleaseIdParam};
 use super::{ApiJson, ApiJsonOrEmpty, ApiQuery};
+use crate::access_log::{AuditNote, target_param};
 use crate::auth::{Authorized, need};
 use crate::entities::file;
 use crate::error::ApiError;
@@ -174,9 +175,12 @@ async fn create(
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
     ApiJson(input): ApiJson<NewRelease>,
-) -> Result<(StatusCode, Json<ReleaseOut>), ApiError> {
+) -> Result<(StatusCode, AuditNote, Json<ReleaseOut>), ApiError> {
     let id = service::create(&state.db, &code, input).await?;
-    Ok((StatusCode::CREATED, answer(&state, id).await?))
+    let out = answer(&state, id).await?;
+    let note = AuditNote::target(target_param("id", &id.to_string()))
+        .with_detail(target_param("version", &out.version));
+    Ok((StatusCode::CREATED, note, out))
 }
 
 /// Query of `GET /v1/distributions/{code}/releases`.
@@ -304,9 +308,11 @@ async fn publish(
     _: Authorized<need::Publish>,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
-) -> Result<Json<ReleaseOut>, ApiError> {
+) -> Result<(AuditNote, Json<ReleaseOut>), ApiError> {
     service::publish(&state, id).await?;
-    answer(&state, id).await
+    let out = answer(&state, id).await?;
+    let note = AuditNote::default().with_detail(target_param("version", &out.version));
+    Ok((note, out))
 }
 
 /// Withdraws a published release from clients (permission `publish`). Body optional: none,
@@ -323,9 +329,16 @@ async fn yank(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
     ApiJsonOrEmpty(request): ApiJsonOrEmpty<YankRequest>,
-) -> Result<Json<ReleaseOut>, ApiError> {
+) -> Result<(AuditNote, Json<ReleaseOut>), ApiError> {
+    let reason = request.reason.clone().unwrap_or_default();
     service::yank(&state, id, request).await?;
-    answer(&state, id).await
+    let out = answer(&state, id).await?;
+    let mut detail = target_param("version", &out.version);
+    if !reason.trim().is_empty() {
+        detail.push(' ');
+        detail.push_str(&target_param("reason", reason.trim()));
+    }
+    Ok((AuditNote::default().with_detail(detail), out))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use utoipa_axum::routes;
 
 use super::common::{ApiPath, ListOut, UserIdParam};
 use super::{ApiJson, ApiQuery, Page};
+use crate::access_log::{AuditNote, target_param};
 use crate::auth::{Authorized, Caller, need};
 use crate::error::{ApiError, ApiErrorBody};
 use crate::services::users::{
@@ -51,9 +52,11 @@ async fn create(
     _: Authorized<need::Admin>,
     State(state): State<AppState>,
     ApiJson(input): ApiJson<NewUser>,
-) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
+) -> Result<(StatusCode, AuditNote, Json<CreatedUser>), ApiError> {
     let created = service::create(&state.db, input, chrono::Utc::now()).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let note = AuditNote::target(target_param("id", &created.user.id.to_string()))
+        .with_detail(user_detail(&created.user));
+    Ok((StatusCode::CREATED, note, Json(created)))
 }
 
 /// One user (permission `admin`: owners).
@@ -84,10 +87,12 @@ async fn update(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i32>,
     ApiJson(input): ApiJson<UserPatch>,
-) -> Result<Json<UserView>, ApiError> {
+) -> Result<(AuditNote, Json<UserView>), ApiError> {
     let actor = Some(owner.0.user_id());
-    Ok(Json(
-        service::update(&state.db, actor, id, input, chrono::Utc::now()).await?,
+    let user = service::update(&state.db, actor, id, input, chrono::Utc::now()).await?;
+    Ok((
+        AuditNote::default().with_detail(user_detail(&user)),
+        Json(user),
     ))
 }
 
@@ -107,9 +112,15 @@ async fn me(caller: Caller, State(state): State<AppState>) -> Result<Json<UserVi
 async fn set_password(
     State(state): State<AppState>,
     ApiJson(input): ApiJson<SetPassword>,
-) -> Result<StatusCode, ApiError> {
-    service::set_password_with_token(&state.db, input, chrono::Utc::now()).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<(AuditNote, StatusCode), ApiError> {
+    let user = service::set_password_with_token(&state.db, input, chrono::Utc::now()).await?;
+    // No credentials: the token's user is who acted.
+    let note = AuditNote {
+        target: target_param("id", &user.id.to_string()),
+        actor: Some((user.login, user.id)),
+        ..AuditNote::default()
+    };
+    Ok((note, StatusCode::NO_CONTENT))
 }
 
 /// Changes the calling user's own password (HTTP Basic only: an API key cannot change a
@@ -129,4 +140,15 @@ async fn change_password(
     };
     service::change_password(&state.db, id, input, chrono::Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user as an audit entry's detail: login, roles, and whether disabled.
+fn user_detail(user: &UserView) -> String {
+    let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
+    format!(
+        "{} roles={}{}",
+        target_param("login", &user.login),
+        roles.join(","),
+        if user.disabled { " disabled" } else { "" }
+    )
 }

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-use super::{Console, Fields, Layout, page};
+use super::{Console, Fields, Layout, page, target};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::services::users::{self as service, ChangePassword};
@@ -62,7 +62,10 @@ async fn change_password(
         )
         .await
     };
-    let event = console.event("changeOwnPassword", format!("id={}", console.user_id()));
+    let event = console.event(
+        "changeOwnPassword",
+        target(&[("id", &console.user_id().to_string())]),
+    );
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(()) => Redirect::to("/reports/login?next=/console").into_response(),

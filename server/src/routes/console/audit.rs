@@ -187,10 +187,10 @@ async fn csv(
         Ok(f) => f,
         Err(e) => return refused(e),
     };
-    let mut out = Vec::new();
-    if let Err(e) = service::write_csv(&state.db, &filter, &mut out).await {
-        return refused(e);
-    }
+    let body = match service::csv_stream(&state.db, &filter).await {
+        Ok(b) => b,
+        Err(e) => return refused(e),
+    };
     (
         [
             (
@@ -202,7 +202,7 @@ async fn csv(
                 HeaderValue::from_static("attachment; filename=\"vypusk-audit.csv\""),
             ),
         ],
-        out,
+        axum::body::Body::from_stream(body),
     )
         .into_response()
 }

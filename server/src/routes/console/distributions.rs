@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use super::{Console, Done, Fields, Layout, Pager, done, page, refused, seg};
+use super::{Console, Done, Fields, Layout, Pager, done, page, refused, seg, target};
 use crate::auth::need;
 use crate::entities::distribution;
 use crate::error::ApiError;
@@ -245,7 +245,7 @@ async fn create(
         Ok(input) => service::create(&state, input).await,
         Err(e) => Err(e),
     };
-    let event = console.event("createDistribution", format!("code={:?}", form.code));
+    let event = console.event("createDistribution", target(&[("code", &form.code)]));
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(d) => done(
@@ -336,7 +336,7 @@ async fn update(
         Ok(edit) => service::edit(&state, &code, edit).await,
         Err(e) => Err(e),
     };
-    let event = console.event("updateDistribution", format!("code={code:?}"));
+    let event = console.event("updateDistribution", target(&[("code", &code)]));
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(d) => done(&format!("/console/distributions/{}", seg(&d.code)), "saved"),
@@ -371,7 +371,7 @@ async fn set_published(
         ..Default::default()
     };
     let outcome = service::edit(&state, &code, edit).await;
-    let mut event = console.event("updateDistribution", format!("code={code:?}"));
+    let mut event = console.event("updateDistribution", target(&[("code", &code)]));
     event.detail = format!("published={published}");
     console.record(&state, event, &outcome).await;
     match outcome {

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use super::{Console, Done, Fields, Layout, Pager, done, page, refused};
+use super::{Console, Done, Fields, Layout, Pager, done, page, refused, target};
 use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::services::api_keys::{self as service, KeyOwner, NewApiKey};
@@ -224,7 +224,7 @@ async fn create(console: Console, State(state): State<AppState>, fields: Fields)
         Err(e) => Err(e),
     };
     let target = match &outcome {
-        Ok(c) => format!("id={}", c.view.id),
+        Ok(c) => target(&[("id", &c.view.id.to_string())]),
         Err(_) => String::new(),
     };
     let mut event = console.event("createApiKey", target);
@@ -270,7 +270,7 @@ async fn revoke(
         Ok(()) => service::revoke(&state.db, id, service::scope_of(&console.caller)).await,
         Err(e) => Err(e),
     };
-    let event = console.event("revokeApiKey", format!("id={id}"));
+    let event = console.event("revokeApiKey", target(&[("id", &id.to_string())]));
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(()) => done("/console/keys", "revoked"),

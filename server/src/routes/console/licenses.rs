@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::{Console, Done, Fields, Layout, Pager, done, page, refused, seg};
+use super::{Console, Done, Fields, Layout, Pager, done, page, refused, seg, target};
 use crate::auth::need;
 use crate::error::ApiError;
 use crate::routes::reports::csrf_refused;
@@ -335,13 +335,7 @@ async fn create(
         }
         Err(e) => Err(e),
     };
-    let event = console.event(
-        "createLicense",
-        format!(
-            "key_sha256={}",
-            crate::access_log::key_fingerprint(&form.key)
-        ),
-    );
+    let event = console.event("createLicense", target(&[("key", &form.key)]));
     console.record(&state, event, &outcome).await;
     let names = names_or_empty(&state).await;
     match outcome {
@@ -410,10 +404,7 @@ async fn update(
         }
         Err(e) => Err(e),
     };
-    let event = console.event(
-        "updateLicense",
-        format!("key_sha256={}", crate::access_log::key_fingerprint(&key)),
-    );
+    let event = console.event("updateLicense", target(&[("key", &key)]));
     console.record(&state, event, &outcome).await;
     let names = names_or_empty(&state).await;
     match outcome {
@@ -450,10 +441,7 @@ async fn set_revoked(
         },
     )
     .await;
-    let mut event = console.event(
-        "updateLicense",
-        format!("key_sha256={}", crate::access_log::key_fingerprint(&key)),
-    );
+    let mut event = console.event("updateLicense", target(&[("key", &key)]));
     event.detail = format!("revoked={revoked}");
     console.record(&state, event, &outcome).await;
     match outcome {

@@ -377,6 +377,16 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'~');
 
+/// An audit target as the vendor API writes it (`id="12" name="crm.cfe"`, a license key as
+/// `key_sha256=…`), so one filter finds an action whichever way it was done.
+pub fn target(params: &[(&str, &str)]) -> String {
+    params
+        .iter()
+        .map(|(name, value)| crate::access_log::target_param(name, value))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A path segment, percent-encoded.
 pub fn seg(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use super::{Console, Done, Fields, Layout, done, page, refused};
+use super::{Console, Done, Fields, Layout, done, page, refused, target};
 use crate::error::ApiError;
 use crate::routes::reports::PageError;
 use crate::services::products::{
@@ -120,7 +120,7 @@ async fn create(
         }
         Err(e) => Err(e),
     };
-    let target = format!("number={}", fields.get("number"));
+    let target = target(&[("number", fields.get("number"))]);
     finish(&console, &state, "createProduct", target, outcome).await
 }
 
@@ -131,7 +131,7 @@ async fn update(
     Path(n): Path<i64>,
     fields: Fields,
 ) -> Response {
-    let target = format!("number={n}");
+    let target = target(&[("number", &n.to_string())]);
     if fields.get("action") == "delete" {
         let outcome = service::delete(&state.db, n).await;
         return finish(&console, &state, "deleteProduct", target, outcome).await;
@@ -175,7 +175,10 @@ async fn put_feature(
         }
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
-    let target = format!("number={n} feature={}", fields.get("feature"));
+    let target = target(&[
+        ("number", &n.to_string()),
+        ("feature", fields.get("feature")),
+    ]);
     finish(&console, &state, "putProductFeature", target, outcome).await
 }
 
@@ -190,7 +193,7 @@ async fn delete_feature(
         &console,
         &state,
         "deleteProductFeature",
-        format!("number={n} feature={f}"),
+        target(&[("number", &n.to_string()), ("feature", &f.to_string())]),
         outcome,
     )
     .await

@@ -16,7 +16,7 @@ use axum::routing::{get, post, put};
 use vypusk_protocol::FileName;
 use vypusk_storage::{ExpectedDigests, StagedBlob};
 
-use super::{Console, Done, Fields, Layout, done, header_csrf_ok, page, refused, seg};
+use super::{Console, Done, Fields, Layout, done, header_csrf_ok, page, refused, seg, target};
 use crate::auth::{Permission, need};
 use crate::error::ApiError;
 use crate::routes::reports::csrf_refused;
@@ -402,7 +402,7 @@ async fn create(
         }
         Err(e) => Err(e),
     };
-    let mut event = console.event("createRelease", format!("code={code:?}"));
+    let mut event = console.event("createRelease", target(&[("code", &code)]));
     event.detail = format!("version={}", form.version);
     console.record(&state, event, &outcome).await;
     match outcome {
@@ -524,7 +524,7 @@ async fn update(
         }
         Err(e) => Err(e),
     };
-    let event = console.event("updateRelease", format!("id={id}"));
+    let event = console.event("updateRelease", target(&[("id", &id.to_string())]));
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(()) => done(&format!("/console/releases/{id}"), "saved"),
@@ -592,7 +592,10 @@ async fn upload_one(
         }
         Err(e) => Err(e),
     };
-    let mut event = console.event("uploadFile", format!("id={id} name={name:?}"));
+    let mut event = console.event(
+        "uploadFile",
+        target(&[("id", &id.to_string()), ("name", &name)]),
+    );
     if let Ok(row) = &outcome {
         event.detail = format!("size={} md5={}", row.size, row.md5);
     }
@@ -639,7 +642,7 @@ async fn upload_form(
             .join(", "),
         Err(_) => String::new(),
     };
-    let mut event = console.event("uploadFiles", format!("id={id}"));
+    let mut event = console.event("uploadFiles", target(&[("id", &id.to_string())]));
     event.detail = names;
     console.record(&state, event, &outcome).await;
     match outcome {
@@ -688,7 +691,10 @@ async fn choose_main(
 ) -> Response {
     let name = fields.get("name").to_owned();
     let outcome = service::choose_main(&state, id, &name).await;
-    let event = console.event("chooseMainFile", format!("id={id} name={name:?}"));
+    let event = console.event(
+        "chooseMainFile",
+        target(&[("id", &id.to_string()), ("name", &name)]),
+    );
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(()) => done(&format!("/console/releases/{id}"), "main"),
@@ -705,7 +711,10 @@ async fn remove_file(
     let name = fields.get("name").to_owned();
     // Drafts are not in the catalog: nothing to refresh.
     let outcome = service::remove_file(&state.db, id, &name).await;
-    let event = console.event("deleteFile", format!("id={id} name={name:?}"));
+    let event = console.event(
+        "deleteFile",
+        target(&[("id", &id.to_string()), ("name", &name)]),
+    );
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(()) => done(&format!("/console/releases/{id}"), "removed"),
@@ -874,7 +883,7 @@ async fn publish(
     _fields: Fields,
 ) -> Response {
     let outcome = service::publish(&state, id).await;
-    let event = console.event("publishRelease", format!("id={id}"));
+    let event = console.event("publishRelease", target(&[("id", &id.to_string())]));
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(()) => done(&format!("/console/releases/{id}"), "published"),
@@ -897,7 +906,7 @@ async fn yank(
         },
     )
     .await;
-    let mut event = console.event("yankRelease", format!("id={id}"));
+    let mut event = console.event("yankRelease", target(&[("id", &id.to_string())]));
     event.detail = reason.unwrap_or_default();
     console.record(&state, event, &outcome).await;
     match outcome {
@@ -917,7 +926,7 @@ async fn delete(
         Err(e) => return refused(e),
     };
     let outcome = service::delete(&state.db, id).await;
-    let event = console.event("deleteRelease", format!("id={id}"));
+    let event = console.event("deleteRelease", target(&[("id", &id.to_string())]));
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(()) => done(&format!("/console/distributions/{}", seg(&code)), "deleted"),

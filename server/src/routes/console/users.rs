@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use super::{Console, Done, Fields, Layout, Pager, done, page, refused};
+use super::{Console, Done, Fields, Layout, Pager, done, page, refused, target};
 use crate::auth::need;
 use crate::error::ApiError;
 use crate::routes::reports::html;
@@ -180,7 +180,7 @@ async fn create(
         Err(e) => Err(e),
     };
     let target = match &outcome {
-        Ok(c) => format!("id={}", c.user.id),
+        Ok(c) => target(&[("id", &c.user.id.to_string())]),
         Err(_) => String::new(),
     };
     let mut event = console.event("createUser", target);
@@ -239,7 +239,7 @@ async fn update(
         }
         Err(e) => Err(e),
     };
-    let mut event = console.event("updateUser", format!("id={id}"));
+    let mut event = console.event("updateUser", target(&[("id", &id.to_string())]));
     if let Ok(u) = &outcome {
         event.detail = format!("roles={} disabled={}", Role::join(&u.roles), u.disabled);
     }
@@ -319,8 +319,8 @@ async fn set_password(
         let mut event = crate::services::audit::Event::new(
             crate::services::audit::Via::Login,
             user.login.clone(),
-            "setPassword",
-            format!("id={}", user.id),
+            "setPasswordWithToken",
+            super::target(&[("id", &user.id.to_string())]),
         );
         event.user_id = Some(user.id);
         event.status = Some(200);
