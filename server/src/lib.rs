@@ -21,6 +21,7 @@ pub mod error;
 pub mod export;
 pub mod fsutil;
 pub mod http_server;
+pub mod i18n;
 pub mod identity;
 pub mod licenses_csv;
 pub mod logging;

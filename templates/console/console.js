@@ -10,6 +10,10 @@
   var status = document.getElementById("upload-status");
   var button = document.getElementById("upload-button");
   var csrf = form.querySelector("input[name=csrf]").value;
+  // The page's words, in its language: "%name%" and "%reason%" are filled in here.
+  var storedText = form.getAttribute("data-stored");
+  var failedText = form.getAttribute("data-failed");
+  var ofText = form.getAttribute("data-of");
 
   function human(bytes) {
     var units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -30,7 +34,7 @@
 
     function next(i) {
       if (i >= files.length) {
-        status.textContent = "Uploaded " + files.length + " file(s).";
+        status.textContent = storedText.replace("%count%", String(files.length));
         window.location.assign(form.getAttribute("data-done"));
         return;
       }
@@ -42,7 +46,7 @@
       xhr.upload.onprogress = function (e) {
         var done = sent + (e.lengthComputable ? e.loaded : 0);
         bar.value = done / total;
-        status.textContent = file.name + ": " + human(done) + " of " + human(total);
+        status.textContent = file.name + ": " + human(done) + " " + ofText + " " + human(total);
       };
       xhr.onload = function () {
         if (xhr.status >= 200 && xhr.status < 300) {
@@ -52,12 +56,12 @@
         } else {
           var message = "HTTP " + xhr.status;
           try { message = JSON.parse(xhr.responseText).Message || message; } catch (e) { /* not JSON */ }
-          status.textContent = file.name + " was not stored: " + message;
+          status.textContent = failedText.replace("%name%", file.name).replace("%reason%", message);
           button.disabled = false;
         }
       };
       xhr.onerror = function () {
-        status.textContent = file.name + " was not stored: the connection failed.";
+        status.textContent = failedText.replace("%name%", file.name).replace("%reason%", "—");
         button.disabled = false;
       };
       xhr.send(file);

@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics_here.then(metrics_router).unwrap_or_default())
         .merge(reports::router())
         .merge(console::router())
+        .merge(crate::i18n::router())
         .merge(crate::openapi::docs_router())
         // Before `signed` is merged: its routes have their own (signed) copy of this layer.
         .route_layer(middleware::from_fn_with_state(

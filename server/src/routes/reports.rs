@@ -29,6 +29,7 @@ use crate::client_addr::{ClientAddr, ForwardedHttps};
 use crate::entities::distribution;
 use crate::entities::session;
 use crate::error::ApiError;
+use crate::i18n::{Lang, Tr};
 use crate::routes::api::stats::{
     StatsParams, downloads_report, installed_base_report, render, upgrade_paths_report,
 };
@@ -92,14 +93,33 @@ pub struct Reader(pub Caller);
 pub struct PageError {
     pub(crate) status: StatusCode,
     pub(crate) message: String,
+    /// The language of the page's own words (the message is given).
+    pub(crate) lang: Lang,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        PageError {
+            status,
+            message: message.into(),
+            lang: Lang::En,
+        }
+    }
+
+    /// A 303 to `to` (a local URL: the login form).
+    pub fn redirect(to: String) -> Self {
+        PageError::new(StatusCode::SEE_OTHER, to)
+    }
+
+    pub fn in_lang(mut self, lang: Lang) -> Self {
+        self.lang = lang;
+        self
+    }
 }
 
 impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
-        PageError {
-            status: e.status,
-            message: e.message,
-        }
+        PageError::new(e.status, e.message)
     }
 }
 
@@ -114,6 +134,7 @@ impl IntoResponse for PageError {
             reason: self.status.canonical_reason().unwrap_or(""),
             message: &self.message,
             login: self.status == StatusCode::UNAUTHORIZED,
+            tr: Tr(self.lang),
         };
         let mut response = (self.status, html(&page)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -143,10 +164,7 @@ impl FromRequestParts<AppState> for Reader {
                 .map_or("/reports", |p| p.as_str());
             let next: String =
                 url::form_urlencoded::byte_serialize(safe_next(here).as_bytes()).collect();
-            return Err(PageError {
-                status: StatusCode::SEE_OTHER,
-                message: format!("/reports/login?next={next}"),
-            });
+            return Err(PageError::redirect(format!("/reports/login?next={next}")));
         }
         let authorized = Authorized::<need::Read>::from_request_parts(parts, state).await?;
         Ok(Reader(authorized.0))
@@ -201,14 +219,10 @@ fn secure(https: bool) -> &'static str {
 }
 
 /// 403: a form came without its CSRF token, or with another one; nothing was changed.
-pub(crate) fn csrf_refused() -> Response {
-    PageError {
-        status: StatusCode::FORBIDDEN,
-        message: "This form came without its security (CSRF) token, or with a wrong one, so \
-                  nothing was done. Open the form again and resend it."
-            .into(),
-    }
-    .into_response()
+pub(crate) fn csrf_refused(lang: Lang) -> Response {
+    PageError::new(StatusCode::FORBIDDEN, Tr(lang).t("error-csrf"))
+        .in_lang(lang)
+        .into_response()
 }
 
 #[derive(Deserialize)]
@@ -244,6 +258,7 @@ async fn login_form(
         error: "",
         next: safe_next(q.next.as_deref().unwrap_or("")),
         csrf: &csrf,
+        tr: Tr(Lang::of(&headers)),
     });
     set_cookie(
         &mut response,
@@ -278,10 +293,10 @@ async fn login(
 ) -> Response {
     // Without a readable form, or its token, or the cookie to match: 403, nothing tried.
     let (Ok(Form(form)), Some(expected)) = (form, cookie(&headers, CSRF_COOKIE)) else {
-        return csrf_refused();
+        return csrf_refused(Lang::of(&headers));
     };
     if !sessions::same_secret(expected, form.csrf.trim()) {
-        return csrf_refused();
+        return csrf_refused(Lang::of(&headers));
     }
     let csrf = expected;
     let user = form.user.trim();
@@ -294,7 +309,8 @@ async fn login(
             password: form.password.clone(),
         }
     };
-    let failed = "wrong user name, password or API key";
+    let tr = Tr(Lang::of(&headers));
+    let failed = &tr.t("login-wrong");
     let (wrong, unauthorized) = ("wrong credentials", StatusCode::UNAUTHORIZED);
     let who = match authenticate(&state, &credentials, ip).await {
         Ok(c) if c.has(Permission::Read) => match c {
@@ -303,7 +319,7 @@ async fn login(
                 _ => {
                     record_login_failure(&state, Via::Login, &credentials, unauthorized, wrong, ip)
                         .await;
-                    return login_failed(failed, &form.next, csrf);
+                    return login_failed(failed, &form.next, csrf, tr);
                 }
             },
             Caller::ApiKey { id, user_id, .. } => (user_id, Some(id), String::new()),
@@ -318,15 +334,11 @@ async fn login(
                 ip,
             )
             .await;
-            return login_failed(
-                "these credentials may not read statistics",
-                &form.next,
-                csrf,
-            );
+            return login_failed(&tr.t("login-no-permission"), &form.next, csrf, tr);
         }
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
             record_login_failure(&state, Via::Login, &credentials, e.status, "throttled", ip).await;
-            return login_refused(e.status, &e.message, &form.next, csrf);
+            return login_refused(e.status, &e.message, &form.next, csrf, tr);
         }
         Err(e) => {
             let reason = if e.status == unauthorized {
@@ -335,7 +347,7 @@ async fn login(
                 "the credentials could not be checked"
             };
             record_login_failure(&state, Via::Login, &credentials, e.status, reason, ip).await;
-            return login_failed(failed, &form.next, csrf);
+            return login_failed(failed, &form.next, csrf, tr);
         }
     };
     let login = match &who {
@@ -381,17 +393,18 @@ async fn login(
     response
 }
 
-fn login_failed(message: &str, next: &str, csrf: &str) -> Response {
-    login_refused(StatusCode::UNAUTHORIZED, message, next, csrf)
+fn login_failed(message: &str, next: &str, csrf: &str, tr: Tr) -> Response {
+    login_refused(StatusCode::UNAUTHORIZED, message, next, csrf, tr)
 }
 
-fn login_refused(status: StatusCode, message: &str, next: &str, csrf: &str) -> Response {
+fn login_refused(status: StatusCode, message: &str, next: &str, csrf: &str, tr: Tr) -> Response {
     (
         status,
         html(&LoginPage {
             error: message,
             next: safe_next(next),
             csrf,
+            tr,
         }),
     )
         .into_response()
@@ -409,6 +422,7 @@ async fn logout_form(State(state): State<AppState>, headers: HeaderMap) -> Respo
     match current_session(&state, &headers).await {
         Some((session, _)) => html(&LogoutPage {
             csrf: &session.csrf_token,
+            tr: Tr(Lang::of(&headers)),
         }),
         None => Redirect::to("/reports/login").into_response(),
     }
@@ -431,7 +445,7 @@ async fn logout(
             .await
     {
         if !sessions::same_secret(&row.csrf_token, presented.trim()) {
-            return csrf_refused();
+            return csrf_refused(Lang::of(&headers));
         }
         if let Err(e) = sessions::delete(&state.db, token).await {
             return PageError::from(ApiError::from(e)).into_response();
@@ -458,12 +472,14 @@ struct LoginPage<'a> {
     error: &'a str,
     next: &'a str,
     csrf: &'a str,
+    tr: Tr,
 }
 
 #[derive(Template)]
 #[template(path = "reports/logout.html")]
 struct LogoutPage<'a> {
     csrf: &'a str,
+    tr: Tr,
 }
 
 #[derive(Template)]
@@ -473,6 +489,7 @@ struct ErrorPage<'a> {
     reason: &'a str,
     message: &'a str,
     login: bool,
+    tr: Tr,
 }
 
 /// One report section: heading, optional chart, table, CSV link.
@@ -1040,10 +1057,10 @@ async fn csv(
             (t, m, "installed-base".to_owned())
         }
         other => {
-            return Err(PageError {
-                status: StatusCode::NOT_FOUND,
-                message: format!("no report {other:?}"),
-            });
+            return Err(PageError::new(
+                StatusCode::NOT_FOUND,
+                format!("no report {other:?}"),
+            ));
         }
     };
     Ok(render(table, meta, true, &name))

@@ -45,11 +45,9 @@ async fn change_password(
 ) -> Response {
     let by_key = matches!(console.caller, Caller::ApiKey { .. });
     let outcome = if by_key {
-        Err(ApiError::forbidden(
-            "this session was opened with an API key; log in with your password to change it",
-        ))
+        Err(ApiError::forbidden(console.tr.t("account-by-key")))
     } else if fields.raw("new_password") != fields.raw("repeat") {
-        Err(ApiError::bad_request("the two new passwords differ"))
+        Err(ApiError::bad_request(console.tr.t("password-mismatch")))
     } else {
         service::change_password(
             &state.db,

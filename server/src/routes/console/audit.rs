@@ -90,7 +90,8 @@ impl FilterForm {
 pub struct EntryRow {
     pub at: String,
     pub actor: String,
-    pub via: &'static str,
+    /// The channel's message id (`via-api`, …).
+    pub via_id: &'static str,
     pub action: String,
     pub target: String,
     pub detail: String,
@@ -99,21 +100,26 @@ pub struct EntryRow {
     pub client: String,
 }
 
-fn via_name(via: Via) -> &'static str {
+fn via_id(via: Via) -> &'static str {
     match via {
-        Via::Api => "api",
-        Via::Console => "console",
-        Via::Cli => "cli",
-        Via::Login => "login",
+        Via::Api => "via-api",
+        Via::Console => "via-console",
+        Via::Cli => "via-cli",
+        Via::Login => "via-login",
     }
 }
 
 impl EntryRow {
-    fn of(e: &EntryView) -> Self {
+    fn of(e: &EntryView, tr: crate::i18n::Tr) -> Self {
         EntryRow {
-            at: e.at.replace('T', " ").chars().take(19).collect(),
+            at: chrono::DateTime::parse_from_rfc3339(&e.at)
+                .map(|t| {
+                    let t = t.with_timezone(&chrono::Utc);
+                    format!("{} {}", tr.date(t), t.format("%H:%M:%S"))
+                })
+                .unwrap_or_else(|_| e.at.clone()),
             actor: e.actor.clone(),
-            via: via_name(e.via),
+            via_id: via_id(e.via),
             action: e.action.clone(),
             target: e.target.clone(),
             detail: e.detail.clone(),
@@ -157,13 +163,16 @@ async fn list(
     };
     let (rows, total, error, status) = match found {
         Ok(list) => (
-            list.items.iter().map(EntryRow::of).collect(),
+            list.items
+                .iter()
+                .map(|e| EntryRow::of(e, console.tr))
+                .collect(),
             list.total,
             String::new(),
             StatusCode::OK,
         ),
         Err(e) if e.status.is_client_error() => (Vec::new(), 0, e.message, e.status),
-        Err(e) => return refused(e),
+        Err(e) => return refused(&console, e),
     };
     page(
         status,
@@ -179,17 +188,17 @@ async fn list(
 }
 
 async fn csv(
-    _: Console<need::Admin>,
+    console: Console<need::Admin>,
     State(state): State<AppState>,
     Query(form): Query<FilterForm>,
 ) -> Response {
     let filter = match form.filter() {
         Ok(f) => f,
-        Err(e) => return refused(e),
+        Err(e) => return refused(&console, e),
     };
     let body = match service::csv_stream(&state.db, &filter).await {
         Ok(b) => b,
-        Err(e) => return refused(e),
+        Err(e) => return refused(&console, e),
     };
     (
         [

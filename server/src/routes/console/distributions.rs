@@ -137,7 +137,8 @@ pub struct DistributionRow {
 fn gate(d: &distribution::Model, names: &Names) -> String {
     match (d.lic_product_id, d.lic_feature_id) {
         (Some(p), Some(f)) => names.describe(p, f),
-        _ => "free".into(),
+        // The page says "free" in its language.
+        _ => String::new(),
     }
 }
 
@@ -165,11 +166,11 @@ async fn list(
     Query(p): Query<Page>,
 ) -> Response {
     if let Err(e) = p.validate() {
-        return refused(e);
+        return refused(&console, e);
     }
     let (rows, total) = match service::list(&state.db, &p).await {
         Ok(found) => found,
-        Err(e) => return refused(e),
+        Err(e) => return refused(&console, e),
     };
     let names = names_or_empty(&state).await;
     let rows = rows
@@ -285,7 +286,7 @@ async fn show(
 ) -> Response {
     let d = match service::find(&state.db, &code).await {
         Ok(d) => d,
-        Err(e) => return refused(e),
+        Err(e) => return refused(&console, e),
     };
     let status = f
         .status
@@ -301,8 +302,11 @@ async fn show(
         sort: None,
     };
     let releases = match releases::list(&state.db, &d.code, &filter, &everything).await {
-        Ok((views, _)) => views.iter().map(super::releases::ReleaseRow::of).collect(),
-        Err(e) => return refused(e),
+        Ok((views, _)) => views
+            .iter()
+            .map(|v| super::releases::ReleaseRow::of(v, console.tr))
+            .collect(),
+        Err(e) => return refused(&console, e),
     };
     let names = names_or_empty(&state).await;
     page(
@@ -383,6 +387,6 @@ async fn set_published(
                 "unpublished"
             },
         ),
-        Err(e) => refused(e),
+        Err(e) => refused(&console, e),
     }
 }

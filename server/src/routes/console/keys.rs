@@ -63,13 +63,11 @@ struct KeysPage {
     name: String,
 }
 
-fn short_time(rfc3339: &str) -> String {
-    rfc3339
-        .replace('T', " ")
-        .chars()
-        .take(16)
-        .collect::<String>()
-        + " UTC"
+/// An RFC 3339 time of a view as the page's language writes it.
+fn short_time(tr: crate::i18n::Tr, rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| tr.time(t.with_timezone(&chrono::Utc)))
+        .unwrap_or_else(|_| rfc3339.to_owned())
 }
 
 /// What a render of the page shows besides the list.
@@ -115,7 +113,7 @@ async fn render(console: &Console, state: &AppState, p: &Page, shown: Shown<'_>)
     let scope = service::scope_of(&console.caller);
     let keys = match service::list(&state.db, p, scope).await {
         Ok(k) => k,
-        Err(e) => return refused(e),
+        Err(e) => return refused(console, e),
     };
     let logins: HashMap<i32, String> = if scope.is_none() {
         let all = Page {
@@ -125,7 +123,7 @@ async fn render(console: &Console, state: &AppState, p: &Page, shown: Shown<'_>)
         };
         match users::list(&state.db, &all).await {
             Ok(list) => list.items.into_iter().map(|u| (u.id, u.login)).collect(),
-            Err(e) => return refused(e),
+            Err(e) => return refused(console, e),
         }
     } else {
         HashMap::new()
@@ -147,11 +145,11 @@ async fn render(console: &Console, state: &AppState, p: &Page, shown: Shown<'_>)
                 .user_id
                 .and_then(|u| logins.get(&u).cloned())
                 .unwrap_or_default(),
-            created_at: short_time(&k.created_at),
+            created_at: short_time(console.tr, &k.created_at),
             last_used_at: k
                 .last_used_at
                 .as_deref()
-                .map(short_time)
+                .map(|t| short_time(console.tr, t))
                 .unwrap_or_default(),
         })
         .collect();
@@ -187,14 +185,14 @@ async fn list(
     Query(p): Query<Page>,
 ) -> Response {
     if let Err(e) = may_manage(&console.caller).and_then(|()| p.validate()) {
-        return refused(e);
+        return refused(&console, e);
     }
     render(&console, &state, &p, Shown::ok(q.done.as_deref())).await
 }
 
 async fn create(console: Console, State(state): State<AppState>, fields: Fields) -> Response {
     if let Err(e) = may_manage(&console.caller) {
-        return refused(e);
+        return refused(&console, e);
     }
     let name = fields.get("name").to_owned();
     let permissions = fields
@@ -274,6 +272,6 @@ async fn revoke(
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(()) => done("/console/keys", "revoked"),
-        Err(e) => refused(e),
+        Err(e) => refused(&console, e),
     }
 }

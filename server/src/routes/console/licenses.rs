@@ -230,7 +230,7 @@ async fn list_page(
     .await;
     let list = match found {
         Ok(l) => l,
-        Err(e) => return refused(e),
+        Err(e) => return refused(console, e),
     };
     let names = names_or_empty(state).await;
     let csv_url = format!(
@@ -269,7 +269,7 @@ async fn list(
     Query(p): Query<Page>,
 ) -> Response {
     if let Err(e) = p.validate() {
-        return refused(e);
+        return refused(&console, e);
     }
     list_page(
         &console,
@@ -373,7 +373,7 @@ async fn show(
                 error: String::new(),
             },
         ),
-        Err(e) => refused(e),
+        Err(e) => refused(&console, e),
     }
 }
 
@@ -453,7 +453,7 @@ async fn set_revoked(
                 "restored-license"
             },
         ),
-        Err(e) => refused(e),
+        Err(e) => refused(&console, e),
     }
 }
 
@@ -465,14 +465,14 @@ async fn import(
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     let Ok(mut multipart) = multipart else {
-        return csrf_refused();
+        return csrf_refused(console.tr.0);
     };
     match multipart.next_field().await {
         Ok(Some(field)) if field.name() == Some("csrf") => match field.text().await {
             Ok(token) if crate::services::sessions::same_secret(&console.csrf, token.trim()) => {}
-            _ => return csrf_refused(),
+            _ => return csrf_refused(console.tr.0),
         },
-        _ => return csrf_refused(),
+        _ => return csrf_refused(console.tr.0),
     }
     let mut csv = None;
     loop {
@@ -482,11 +482,11 @@ async fn import(
                     csv = Some(bytes);
                     break;
                 }
-                Err(e) => return refused(ApiError::bad_request(e.body_text())),
+                Err(e) => return refused(&console, ApiError::bad_request(e.body_text())),
             },
             Ok(Some(_)) => continue,
             Ok(None) => break,
-            Err(e) => return refused(ApiError::bad_request(e.body_text())),
+            Err(e) => return refused(&console, ApiError::bad_request(e.body_text())),
         }
     }
     let outcome = match csv {
@@ -507,9 +507,10 @@ async fn import(
     };
     let (result, status) = match outcome {
         Ok(s) => (
-            Ok(format!(
-                "Imported {} licenses with {} features.",
-                s.imported, s.features
+            Ok(console.tr.t2(
+                "import-done",
+                ("licenses", &s.imported),
+                ("features", &s.features),
             )),
             StatusCode::OK,
         ),
@@ -517,7 +518,7 @@ async fn import(
             Err(e.message.lines().map(str::to_owned).collect()),
             StatusCode::BAD_REQUEST,
         ),
-        Err(e) => return refused(e),
+        Err(e) => return refused(&console, e),
     };
     list_page(
         &console,
@@ -532,14 +533,14 @@ async fn import(
 }
 
 async fn export(
-    _: Console<need::Licenses>,
+    console: Console<need::Licenses>,
     State(state): State<AppState>,
     Query(s): Query<Search>,
 ) -> Response {
     let search = Some(s.search.trim()).filter(|s| !s.is_empty());
     let mut out = Vec::new();
     if let Err(e) = service::export_csv(&state.db, search, &mut out).await {
-        return refused(e);
+        return refused(&console, e);
     }
     (
         [

@@ -35,6 +35,7 @@ use axum::routing::get;
 use crate::auth::{Caller, Needs, Permission, need};
 use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
+use crate::i18n::{Lang, Tr};
 use crate::routes::reports::{PageError, csrf_refused, current_session, html, safe_next};
 use crate::services::audit::{Event as AuditEvent, Via, record as record_audit};
 use crate::services::common::Page;
@@ -107,6 +108,10 @@ pub struct Console<N: Needs = need::Read> {
     pub login: String,
     pub csrf: String,
     pub client: String,
+    /// The language of the pages (`crate::i18n`).
+    pub tr: Tr,
+    /// This page's path and query, for the language switch to come back to.
+    pub here: String,
     _needs: PhantomData<N>,
 }
 
@@ -124,6 +129,8 @@ impl<N: Needs> Console<N> {
         Layout {
             login: self.login.clone(),
             csrf: self.csrf.clone(),
+            tr: self.tr,
+            here: self.here.clone(),
             section,
             can_publish: self.has(Permission::Publish),
             can_licenses: self.has(Permission::Licenses),
@@ -162,6 +169,7 @@ impl<N: Needs> FromRequestParts<AppState> for Console<N> {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let tr = Tr(Lang::of(&parts.headers));
         let Some((session, caller)) = current_session(state, &parts.headers).await else {
             let here = parts
                 .uri
@@ -169,19 +177,18 @@ impl<N: Needs> FromRequestParts<AppState> for Console<N> {
                 .map_or("/console", |p| p.as_str());
             let next: String =
                 url::form_urlencoded::byte_serialize(safe_next(here).as_bytes()).collect();
-            return Err(PageError {
-                status: StatusCode::SEE_OTHER,
-                message: format!("/reports/login?next={next}"),
-            });
+            return Err(PageError::redirect(format!("/reports/login?next={next}")));
         };
         if !caller.has(N::PERMISSION) {
-            return Err(PageError {
-                status: StatusCode::FORBIDDEN,
-                message: format!(
-                    "Your roles do not allow this page (it needs the {} permission).",
-                    N::PERMISSION.as_str()
+            return Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                tr.t1(
+                    "error-needs-permission",
+                    "permission",
+                    N::PERMISSION.as_str(),
                 ),
-            });
+            )
+            .in_lang(tr.0));
         }
         let login = match &caller {
             Caller::User { login, .. } => login.clone(),
@@ -193,11 +200,20 @@ impl<N: Needs> FromRequestParts<AppState> for Console<N> {
         parts
             .extensions
             .insert(SessionCsrf(session.csrf_token.clone()));
+        let here = safe_next(
+            parts
+                .uri
+                .path_and_query()
+                .map_or("/console", |p| p.as_str()),
+        )
+        .to_owned();
         Ok(Console {
             caller,
             login,
             csrf: session.csrf_token,
             client,
+            tr,
+            here: url::form_urlencoded::byte_serialize(here.as_bytes()).collect(),
             _needs: PhantomData,
         })
     }
@@ -208,6 +224,9 @@ impl<N: Needs> FromRequestParts<AppState> for Console<N> {
 pub struct Layout {
     pub login: String,
     pub csrf: String,
+    pub tr: Tr,
+    /// This page, URL-encoded, for the language switch.
+    pub here: String,
     pub section: &'static str,
     pub can_publish: bool,
     pub can_licenses: bool,
@@ -217,33 +236,52 @@ pub struct Layout {
 
 impl Layout {
     pub fn with_notice(mut self, notice: Option<&str>) -> Self {
-        self.notice = notice.map(notice_text).unwrap_or_default().to_owned();
+        self.notice = notice
+            .and_then(notice_id)
+            .map(|id| self.tr.t(id))
+            .unwrap_or_default();
         self
+    }
+
+    /// Message `id` in the page's language.
+    pub fn t(&self, id: &str) -> String {
+        self.tr.t(id)
+    }
+
+    /// Message `id` with one argument.
+    pub fn t1(&self, id: &str, name: &str, value: impl std::fmt::Display) -> String {
+        self.tr.t1(id, name, value)
+    }
+
+    /// The code of the language the switch offers.
+    pub fn other_lang(&self) -> &'static str {
+        match self.tr.0 {
+            Lang::Ru => "en",
+            Lang::En => "ru",
+        }
     }
 }
 
-/// The notices a redirect may ask for (`?done=…`): fixed texts, so nothing from the URL is
-/// shown.
-fn notice_text(code: &str) -> &'static str {
-    match code {
-        "created" => "Created.",
-        "saved" => "Saved.",
-        "published" => "Published: clients see this release from now on.",
-        "yanked" => "Yanked: clients are no longer offered this release.",
-        "deleted" => "Deleted.",
-        "uploaded" => "Uploaded.",
-        "main" => "The main file is changed.",
-        "removed" => "The file is removed.",
-        "revoked" => "The API key is revoked.",
-        "password" => "Your password is changed.",
-        "unpublished" => "Unpublished: clients no longer see this distribution.",
-        "republished" => "Published again: clients see this distribution.",
-        "revoked-license" => {
-            "Revoked: the license's installations get no download links from now on."
-        }
-        "restored-license" => "Restored: the license works again.",
-        _ => "",
-    }
+/// The notices a redirect may ask for (`?done=…`): fixed messages, so nothing from the URL
+/// is shown.
+fn notice_id(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "created" => "notice-created",
+        "saved" => "notice-saved",
+        "published" => "notice-published",
+        "yanked" => "notice-yanked",
+        "deleted" => "notice-deleted",
+        "uploaded" => "notice-uploaded",
+        "main" => "notice-main",
+        "removed" => "notice-removed",
+        "revoked" => "notice-revoked",
+        "password" => "notice-password",
+        "unpublished" => "notice-unpublished",
+        "republished" => "notice-republished",
+        "revoked-license" => "notice-revoked-license",
+        "restored-license" => "notice-restored-license",
+        _ => return None,
+    })
 }
 
 /// `?done=…` of a page after a redirect.
@@ -298,9 +336,10 @@ impl Fields {
 impl FromRequest<AppState> for Fields {
     type Rejection = Response;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+    async fn from_request(req: Request, _: &AppState) -> Result<Self, Response> {
+        let lang = Lang::of(req.headers());
         let Some(SessionCsrf(expected)) = req.extensions().get::<SessionCsrf>().cloned() else {
-            return Err(csrf_refused());
+            return Err(csrf_refused(lang));
         };
         let is_form = req
             .headers()
@@ -311,21 +350,21 @@ impl FromRequest<AppState> for Fields {
                     .starts_with("application/x-www-form-urlencoded")
             });
         if !is_form {
-            return Err(csrf_refused());
+            return Err(csrf_refused(lang));
         }
         let body = axum::body::to_bytes(req.into_body(), FORM_LIMIT)
             .await
             .map_err(|_| {
-                PageError {
-                    status: StatusCode::PAYLOAD_TOO_LARGE,
-                    message: format!("The form is larger than {FORM_LIMIT} bytes."),
-                }
+                PageError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    Tr(lang).t1("error-form-too-large", "bytes", FORM_LIMIT),
+                )
+                .in_lang(lang)
                 .into_response()
             })?;
-        let _ = state;
         let fields = parse_form(&body);
         if !crate::services::sessions::same_secret(&expected, fields.get("csrf")) {
-            return Err(csrf_refused());
+            return Err(csrf_refused(lang));
         }
         Ok(fields)
     }
@@ -359,9 +398,10 @@ pub fn page<T: Template>(status: StatusCode, template: &T) -> Response {
     response
 }
 
-/// The error page of a refusal (its message is the service's, written for people).
-pub fn refused(e: ApiError) -> Response {
-    PageError::from(e).into_response()
+/// The error page of a refusal, in the page's language (the message is the service's,
+/// written for people, in English).
+pub fn refused<N: Needs>(console: &Console<N>, e: ApiError) -> Response {
+    PageError::from(e).in_lang(console.tr.0).into_response()
 }
 
 /// 303 to `to` with notice `done`.

@@ -59,7 +59,7 @@ async fn render(
 ) -> Response {
     let products = match service::list(&state.db).await {
         Ok(p) => p,
-        Err(e) => return refused(e),
+        Err(e) => return refused(console, e),
     };
     let (status, error) = match error {
         Some(e) => (e.status, e.message),

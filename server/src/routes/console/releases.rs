@@ -19,6 +19,7 @@ use vypusk_storage::{ExpectedDigests, StagedBlob};
 use super::{Console, Done, Fields, Layout, done, header_csrf_ok, page, refused, seg, target};
 use crate::auth::{Permission, need};
 use crate::error::ApiError;
+use crate::i18n::Tr;
 use crate::routes::reports::csrf_refused;
 use crate::services::common::Page;
 use crate::services::distributions;
@@ -59,46 +60,60 @@ pub struct ReleaseRow {
     pub id: i32,
     pub version: String,
     pub status: String,
+    /// The status's message id.
+    pub status_id: &'static str,
     pub prerelease: bool,
     pub files: usize,
     pub compat: String,
     pub published_at: String,
 }
 
+/// The message id of a release status.
+pub fn status_id(status: &str) -> &'static str {
+    match Status::parse(status) {
+        Some(Status::Draft) => "status-draft",
+        Some(Status::Published) => "status-published",
+        Some(Status::Yanked) => "status-yanked",
+        None => "status-all",
+    }
+}
+
 impl ReleaseRow {
-    pub fn of(v: &ReleaseView) -> Self {
+    pub fn of(v: &ReleaseView, tr: Tr) -> Self {
         ReleaseRow {
             id: v.release.id,
             version: v.release.version.clone(),
             status: v.release.status.clone(),
+            status_id: status_id(&v.release.status),
             prerelease: v.release.prerelease,
             files: v.parts.files.len(),
             compat: v
                 .parts
                 .compat
                 .iter()
-                .map(|c| compat_text(&c.conf, &c.min_1c_version, c.max_1c_version.as_deref()))
+                .map(|c| compat_text(tr, &c.conf, &c.min_1c_version, c.max_1c_version.as_deref()))
                 .collect::<Vec<_>>()
                 .join("; "),
             published_at: v
                 .release
                 .published_at
-                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .map(|t| tr.time(t))
                 .unwrap_or_default(),
         }
     }
 }
 
-/// "УправлениеТорговлей 11.4.11.55 – 11.5.99.999", "any configuration from 0".
-fn compat_text(conf: &str, min: &str, max: Option<&str>) -> String {
-    let conf = if conf == "*" {
-        "any configuration"
-    } else {
-        conf
-    };
+/// "УправлениеТорговлей 11.4.11.55 – 11.5.99.999", "any configuration 0 or later".
+fn compat_text(tr: Tr, conf: &str, min: &str, max: Option<&str>) -> String {
+    let any = tr.t("compat-any-configuration");
+    let conf = if conf == "*" { any.as_str() } else { conf };
     match max {
-        Some(max) => format!("{conf} {min} – {max}"),
-        None => format!("{conf} {min} or later"),
+        Some(max) => tr.t2(
+            "compat-range",
+            ("conf", &conf),
+            ("range", &format!("{min} – {max}")),
+        ),
+        None => tr.t2("compat-or-later", ("conf", &conf), ("min", &min)),
     }
 }
 
@@ -305,6 +320,7 @@ struct ReleasePage {
     distribution_url: String,
     distribution_name: String,
     status: String,
+    status_id: &'static str,
     is_draft: bool,
     is_published: bool,
     yank_reason: String,
@@ -338,7 +354,7 @@ async fn new_form(
 ) -> Response {
     let d = match distributions::find(&state.db, &code).await {
         Ok(d) => d,
-        Err(e) => return refused(e),
+        Err(e) => return refused(&console, e),
     };
     let form = ReleaseForm {
         compat: vec![CompatRow {
@@ -439,12 +455,13 @@ fn release_page(
         distribution_url: seg(&view.distribution),
         distribution_name,
         status: r.status.clone(),
+        status_id: status_id(&r.status),
         is_draft: Status::parse(&r.status) == Some(Status::Draft),
         is_published: Status::parse(&r.status) == Some(Status::Published),
         yank_reason: r.yank_reason.clone().unwrap_or_default(),
         published_at: r
             .published_at
-            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .map(|t| console.tr.time(t))
             .unwrap_or_default(),
         form: form.with_blanks(),
         files: view
@@ -474,7 +491,7 @@ async fn show(
 ) -> Response {
     let (view, name) = match load(&state, id).await {
         Ok(found) => found,
-        Err(e) => return refused(e),
+        Err(e) => return refused(&console, e),
     };
     let form = ReleaseForm::of(&view);
     let mut p = release_page(
@@ -500,7 +517,7 @@ async fn update(
     if fields.get("action") == "preview" {
         let (view, name) = match load(&state, id).await {
             Ok(found) => found,
-            Err(e) => return refused(e),
+            Err(e) => return refused(&console, e),
         };
         let preview = markdown(&form.changelog);
         let p = release_page(&console, &state, &view, name, form, preview, String::new());
@@ -511,7 +528,7 @@ async fn update(
             // A published release keeps its version and flag; sending them would be refused.
             let draft = match service::find(&state.db, id).await {
                 Ok(r) => Status::parse(&r.status) == Some(Status::Draft),
-                Err(e) => return refused(e),
+                Err(e) => return refused(&console, e),
             };
             let edit = ReleaseEdit {
                 version: draft.then(|| Some(form.version.clone())),
@@ -541,7 +558,7 @@ async fn update(
                 );
                 page(e.status, &p)
             }
-            Err(_) => refused(e),
+            Err(_) => refused(&console, e),
         },
     }
 }
@@ -624,14 +641,14 @@ async fn upload_form(
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     let Ok(mut multipart) = multipart else {
-        return csrf_refused();
+        return csrf_refused(console.tr.0);
     };
     match multipart.next_field().await {
         Ok(Some(field)) if field.name() == Some("csrf") => match field.text().await {
             Ok(token) if crate::services::sessions::same_secret(&console.csrf, token.trim()) => {}
-            _ => return csrf_refused(),
+            _ => return csrf_refused(console.tr.0),
         },
-        _ => return csrf_refused(),
+        _ => return csrf_refused(console.tr.0),
     }
     let outcome = receive_files(&state, id, &mut multipart).await;
     let names = match &outcome {
@@ -647,7 +664,7 @@ async fn upload_form(
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(_) => done(&format!("/console/releases/{id}"), "uploaded"),
-        Err(e) => refused(e),
+        Err(e) => refused(&console, e),
     }
 }
 
@@ -698,7 +715,7 @@ async fn choose_main(
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(()) => done(&format!("/console/releases/{id}"), "main"),
-        Err(e) => refused(e),
+        Err(e) => refused(&console, e),
     }
 }
 
@@ -718,7 +735,7 @@ async fn remove_file(
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(()) => done(&format!("/console/releases/{id}"), "removed"),
-        Err(e) => refused(e),
+        Err(e) => refused(&console, e),
     }
 }
 
@@ -738,7 +755,7 @@ struct ClientView {
     distribution_hidden: bool,
 }
 
-async fn client_view(state: &AppState, view: &ReleaseView) -> Result<ClientView, ApiError> {
+async fn client_view(state: &AppState, view: &ReleaseView, tr: Tr) -> Result<ClientView, ApiError> {
     let d = distributions::find(&state.db, &view.distribution).await?;
     Ok(ClientView {
         module: d.name.clone(),
@@ -749,22 +766,25 @@ async fn client_view(state: &AppState, view: &ReleaseView) -> Result<ClientView,
             .parts
             .compat
             .iter()
-            .map(|c| compat_text(&c.conf, &c.min_1c_version, c.max_1c_version.as_deref()))
+            .map(|c| compat_text(tr, &c.conf, &c.min_1c_version, c.max_1c_version.as_deref()))
             .collect(),
         license: match (d.lic_product_id, d.lic_feature_id) {
-            (Some(p), Some(f)) => format!(
-                "only installations whose license has {} get download links{}",
-                crate::services::products::names(&state.db)
+            (Some(p), Some(f)) => {
+                let what = crate::services::products::names(&state.db)
                     .await
                     .map(|n| n.describe(p, f))
-                    .unwrap_or_else(|_| format!("{p}/{f}")),
-                if d.hide_unlicensed {
-                    "; others do not see the release"
-                } else {
-                    "; others see it without links"
-                }
-            ),
-            _ => "free: every installation gets download links".into(),
+                    .unwrap_or_else(|_| format!("{p}/{f}"));
+                format!(
+                    "{}; {}",
+                    tr.t1("confirm-license-gated", "what", what),
+                    tr.t(if d.hide_unlicensed {
+                        "confirm-license-hidden"
+                    } else {
+                        "confirm-license-shown"
+                    })
+                )
+            }
+            _ => tr.t("confirm-license-free"),
         },
         files: view
             .parts
@@ -805,16 +825,16 @@ async fn confirm_page(
 ) -> Response {
     let (view, _) = match load(state, id).await {
         Ok(found) => found,
-        Err(e) => return refused(e),
+        Err(e) => return refused(console, e),
     };
-    let client = match client_view(state, &view).await {
+    let client = match client_view(state, &view, console.tr).await {
         Ok(c) => c,
-        Err(e) => return refused(e),
+        Err(e) => return refused(console, e),
     };
     let instead = if action == "yank" {
         match newest_other_published(state, &view).await {
             Ok(v) => v,
-            Err(e) => return refused(e),
+            Err(e) => return refused(console, e),
         }
     } else {
         String::new()
@@ -923,14 +943,14 @@ async fn delete(
 ) -> Response {
     let code = match service::get(&state.db, id).await {
         Ok(v) => v.distribution,
-        Err(e) => return refused(e),
+        Err(e) => return refused(&console, e),
     };
     let outcome = service::delete(&state.db, id).await;
     let event = console.event("deleteRelease", target(&[("id", &id.to_string())]));
     console.record(&state, event, &outcome).await;
     match outcome {
         Ok(()) => done(&format!("/console/distributions/{}", seg(&code)), "deleted"),
-        Err(e) => refused(e),
+        Err(e) => refused(&console, e),
     }
 }
 

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use super::{Console, Done, Fields, Layout, Pager, done, page, refused, target};
 use crate::auth::need;
 use crate::error::ApiError;
+use crate::i18n::Tr;
 use crate::routes::reports::html;
 use crate::services::common::Page;
 use crate::services::users::{self as service, NewUser, Role, SetPassword, UserPatch, UserView};
@@ -37,7 +38,7 @@ pub struct UserRow {
 }
 
 impl UserRow {
-    fn of(u: &UserView) -> Self {
+    fn of(u: &UserView, tr: Tr) -> Self {
         UserRow {
             id: u.id,
             login: u.login.clone(),
@@ -47,7 +48,9 @@ impl UserRow {
                 .collect(),
             disabled: u.disabled,
             has_password: u.has_password,
-            created_at: u.created_at.chars().take(10).collect(),
+            created_at: chrono::DateTime::parse_from_rfc3339(&u.created_at)
+                .map(|t| tr.date(t.with_timezone(&chrono::Utc)))
+                .unwrap_or_default(),
         }
     }
 }
@@ -114,14 +117,18 @@ async fn render(
     } = shown;
     let users = match service::list(&state.db, p).await {
         Ok(u) => u,
-        Err(e) => return refused(e),
+        Err(e) => return refused(console, e),
     };
     let (created_login, created_link, created_expires) = created.unwrap_or_default();
     page(
         status,
         &UsersPage {
             layout: console.layout("users").with_notice(notice),
-            rows: users.items.iter().map(UserRow::of).collect(),
+            rows: users
+                .items
+                .iter()
+                .map(|u| UserRow::of(u, console.tr))
+                .collect(),
             pager: Pager::new(p, users.total, "/console/users", &[]),
             roles: Role::ALL.iter().map(|r| r.as_str()).collect(),
             created_login,
@@ -140,7 +147,7 @@ async fn list(
     Query(p): Query<Page>,
 ) -> Response {
     if let Err(e) = p.validate() {
-        return refused(e);
+        return refused(&console, e);
     }
     render(&console, &state, &p, Shown::ok(q.done.as_deref())).await
 }
@@ -266,6 +273,7 @@ async fn update(
 struct SetPasswordPage<'a> {
     token: &'a str,
     error: &'a str,
+    tr: Tr,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -275,10 +283,11 @@ struct TokenParam {
 
 /// The form the one-time link opens. Whether the token is valid is told only when it is used
 /// (the API's rule), so the page does not reveal which tokens exist.
-async fn set_password_form(Query(q): Query<TokenParam>) -> Response {
+async fn set_password_form(tr: Tr, Query(q): Query<TokenParam>) -> Response {
     html(&SetPasswordPage {
         token: q.token.as_deref().unwrap_or(""),
         error: "",
+        tr,
     })
 }
 
@@ -295,6 +304,7 @@ struct SetPasswordForm {
 /// No session exists yet, so there is no CSRF token: the one-time token in the form is the
 /// credential, which another site cannot know.
 async fn set_password(
+    tr: Tr,
     State(state): State<AppState>,
     client: crate::client_addr::ClientAddr,
     form: Result<axum::Form<SetPasswordForm>, axum::extract::rejection::FormRejection>,
@@ -303,7 +313,7 @@ async fn set_password(
         return (StatusCode::BAD_REQUEST, "unreadable form").into_response();
     };
     let outcome = if form.password != form.repeat {
-        Err(ApiError::bad_request("the two passwords differ"))
+        Err(ApiError::bad_request(tr.t("password-mismatch")))
     } else {
         service::set_password_with_token(
             &state.db,
@@ -333,6 +343,7 @@ async fn set_password(
             let mut response = html(&SetPasswordPage {
                 token: &form.token,
                 error: &e.message,
+                tr,
             });
             *response.status_mut() = e.status;
             response
