@@ -504,3 +504,50 @@ pub async fn reports_login(server: &TestServer, user: &str, password: &str) -> S
         .unwrap()
         .to_owned()
 }
+
+/// A user with `roles` made through `/api/v1/users`, its password set with the one-time token.
+pub async fn user_with_roles(server: &TestServer, login: &str, roles: &[&str], password: &str) {
+    let (status, created) = server
+        .admin_json(
+            Method::POST,
+            "/api/v1/users",
+            Some(serde_json::json!({"login": login, "roles": roles})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let resp = server
+        .client
+        .post(server.url("/api/v1/users/set-password"))
+        .json(&serde_json::json!({"token": created["set_password_token"], "password": password}))
+        .send()
+        .await
+        .expect("set the password");
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+}
+
+/// A logged-in console user: the session cookie and the session's CSRF token (read from a
+/// console page, as a browser has it).
+pub struct ConsoleSession {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+pub async fn console_session(server: &TestServer, login: &str, password: &str) -> ConsoleSession {
+    let cookie = reports_login(server, login, password).await;
+    let resp = server
+        .client
+        .get(server.url("/console"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("GET /console");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.text().await.expect("console page");
+    let csrf = body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page carries the session's CSRF token")
+        .to_owned();
+    ConsoleSession { cookie, csrf }
+}

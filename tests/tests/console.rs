@@ -8,53 +8,13 @@ use vypusk_tests::*;
 
 const PASSWORD: &str = "correct horse battery";
 
-/// A user with `roles`, its password set through the one-time token; its login.
+/// A user with `roles` and [`PASSWORD`]; its login.
 async fn user_with(server: &TestServer, login: &str, roles: &[&str]) -> String {
-    let (status, created) = server
-        .admin_json(
-            Method::POST,
-            "/api/v1/users",
-            Some(json!({"login": login, "roles": roles})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let token = created["set_password_token"].as_str().unwrap();
-    let resp = server
-        .client
-        .post(server.url("/api/v1/users/set-password"))
-        .json(&json!({"token": token, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    user_with_roles(server, login, roles, PASSWORD).await;
     login.to_owned()
 }
 
-/// A logged-in console user: the session cookie and the session's CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
-async fn console_session(server: &TestServer, login: &str, password: &str) -> Session {
-    let cookie = reports_login(server, login, password).await;
-    let resp = server
-        .client
-        .get(server.url("/console"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let body = resp.text().await.unwrap();
-    let csrf = body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the page carries the session's CSRF token")
-        .to_owned();
-    Session { cookie, csrf }
-}
+type Session = ConsoleSession;
 
 async fn get_page(server: &TestServer, s: &Session, path: &str) -> (StatusCode, String) {
     let resp = server

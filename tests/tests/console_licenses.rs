@@ -7,30 +7,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vypusk_tests::*;
 
-struct Session {
-    cookie: String,
-    csrf: String,
-}
+type Session = ConsoleSession;
 
 async fn session(server: &TestServer, login: &str, password: &str) -> Session {
-    let cookie = reports_login(server, login, password).await;
-    let body = server
-        .client
-        .get(server.url("/console"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the session's CSRF token")
-        .to_owned();
-    Session { cookie, csrf }
+    console_session(server, login, password).await
 }
 
 async fn get(server: &TestServer, s: &Session, path: &str) -> (StatusCode, String) {
@@ -258,21 +238,7 @@ async fn licenses_are_searched_edited_revoked_imported_and_exported() {
 async fn only_support_and_owners_reach_licenses() {
     let server = TestServer::start().await;
     for role in ["release", "viewer", "support"] {
-        let (_, created) = server
-            .admin_json(
-                Method::POST,
-                "/api/v1/users",
-                Some(json!({"login": role, "roles": [role]})),
-            )
-            .await;
-        let resp = server
-            .client
-            .post(server.url("/api/v1/users/set-password"))
-            .json(&json!({"token": created["set_password_token"], "password": "long enough password"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        user_with_roles(&server, role, &[role], "long enough password").await;
         let s = session(&server, role, "long enough password").await;
         let allowed = role == "support";
         for path in [

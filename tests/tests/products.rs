@@ -7,21 +7,7 @@ use serde_json::{Value, json};
 use vypusk_tests::*;
 
 async fn as_user(server: &TestServer, login: &str, role: &str) {
-    let (_, created) = server
-        .admin_json(
-            Method::POST,
-            "/api/v1/users",
-            Some(json!({"login": login, "roles": [role]})),
-        )
-        .await;
-    let resp = server
-        .client
-        .post(server.url("/api/v1/users/set-password"))
-        .json(&json!({"token": created["set_password_token"], "password": "long enough password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    user_with_roles(server, login, &[role], "long enough password").await;
 }
 
 async fn call(

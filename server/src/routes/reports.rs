@@ -65,10 +65,16 @@ async fn security_headers(
     next: axum::middleware::Next,
 ) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+    page_headers(response.headers_mut(), CONTENT_SECURITY_POLICY);
+    response
+}
+
+/// The headers every browser page carries: its content security policy, no MIME sniffing,
+/// referrers only to this server.
+pub(crate) fn page_headers(headers: &mut HeaderMap, policy: &'static str) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(policy),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -78,7 +84,6 @@ async fn security_headers(
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
-    response
 }
 
 // ---------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ use axum::routing::{get, post};
 use super::{Console, Done, Fields, Layout, Pager, done, page, refused, seg, target};
 use crate::auth::need;
 use crate::error::ApiError;
-use crate::routes::reports::csrf_refused;
 use crate::services::common::Page;
 use crate::services::licenses::{
     self as service, FeatureInput, IMPORT_BODY_LIMIT, LicensePatch, LicenseQuery, LicenseView,
@@ -464,16 +463,10 @@ async fn import(
     State(state): State<AppState>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let Ok(mut multipart) = multipart else {
-        return csrf_refused(console.tr.0);
+    let mut multipart = match super::checked_multipart(&console, multipart).await {
+        Ok(m) => m,
+        Err(refusal) => return refusal,
     };
-    match multipart.next_field().await {
-        Ok(Some(field)) if field.name() == Some("csrf") => match field.text().await {
-            Ok(token) if crate::services::sessions::same_secret(&console.csrf, token.trim()) => {}
-            _ => return csrf_refused(console.tr.0),
-        },
-        _ => return csrf_refused(console.tr.0),
-    }
     let mut csv = None;
     loop {
         match multipart.next_field().await {

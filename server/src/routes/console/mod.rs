@@ -68,18 +68,8 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
 async fn security_headers(request: Request, next: axum::middleware::Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
+    crate::routes::reports::page_headers(headers, CONTENT_SECURITY_POLICY);
+    // Pages with secrets shown once (keys, one-time links) stay out of caches.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -376,6 +366,24 @@ fn parse_form(body: &Bytes) -> Fields {
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect(),
     )
+}
+
+/// A `multipart/form-data` body whose first part is the session's `csrf` token, checked before
+/// any other part (a file) is read; otherwise the 403 refusal.
+pub async fn checked_multipart<N: Needs>(
+    console: &Console<N>,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<axum::extract::Multipart, Response> {
+    let refused = || csrf_refused(console.tr.0);
+    let mut multipart = multipart.map_err(|_| refused())?;
+    match multipart.next_field().await {
+        Ok(Some(field)) if field.name() == Some("csrf") => match field.text().await {
+            Ok(token) if crate::services::sessions::same_secret(&console.csrf, token.trim()) => {}
+            _ => return Err(refused()),
+        },
+        _ => return Err(refused()),
+    }
+    Ok(multipart)
 }
 
 /// The `X-CSRF-Token` header of the upload script, checked against the session's token.

@@ -20,7 +20,6 @@ use super::{Console, Done, Fields, Layout, done, header_csrf_ok, page, refused, 
 use crate::auth::{Permission, need};
 use crate::error::ApiError;
 use crate::i18n::Tr;
-use crate::routes::reports::csrf_refused;
 use crate::services::common::Page;
 use crate::services::distributions;
 use crate::services::releases::{
@@ -640,16 +639,10 @@ async fn upload_form(
     Path(id): Path<i32>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
-    let Ok(mut multipart) = multipart else {
-        return csrf_refused(console.tr.0);
+    let mut multipart = match super::checked_multipart(&console, multipart).await {
+        Ok(m) => m,
+        Err(refusal) => return refusal,
     };
-    match multipart.next_field().await {
-        Ok(Some(field)) if field.name() == Some("csrf") => match field.text().await {
-            Ok(token) if crate::services::sessions::same_secret(&console.csrf, token.trim()) => {}
-            _ => return csrf_refused(console.tr.0),
-        },
-        _ => return csrf_refused(console.tr.0),
-    }
     let outcome = receive_files(&state, id, &mut multipart).await;
     let names = match &outcome {
         Ok(rows) => rows
