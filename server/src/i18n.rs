@@ -142,6 +142,14 @@ impl Tr {
         self.0.code()
     }
 
+    /// The code of the language the switch offers.
+    pub fn other(&self) -> &'static str {
+        match self.0 {
+            Lang::Ru => "en",
+            Lang::En => "ru",
+        }
+    }
+
     /// Message `id`; a missing one shows its id (and is a test failure, see the tests).
     pub fn t(&self, id: &str) -> String {
         self.format(id, None)

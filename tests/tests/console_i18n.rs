@@ -1,4 +1,4 @@
-//! The console in Russian and English (issue 13 item 4, console part): every page is fetched
+//! The console and the reports in Russian and English (issue 13 item 4): every page is fetched
 //! in both languages, and a Russian page may show no English UI string (nor a hard-coded
 //! English word), an English page no Russian one. The language comes from `Accept-Language`
 //! (a Cyrillic locale gets Russian) until the switch at `/lang/…` remembers a choice.
@@ -87,6 +87,7 @@ const LATIN_ALLOWED: &[&str] = &[
     "crm",
     "LANG-0001",
     "LANG_CRM",
+    "CONF",
     "MD5",
     "md5",
     "itn",
@@ -160,6 +161,9 @@ async fn every_console_page_in_russian_and_english_without_the_other_language() 
         "/console/audit".into(),
         "/console/account".into(),
         "/console/set-password?token=x".into(),
+        "/reports".into(),
+        "/reports/distributions/LANG_CRM".into(),
+        "/reports/login".into(),
     ];
     let en = catalogue("en");
     let ru = catalogue("ru");

@@ -36,7 +36,7 @@ use crate::routes::api::stats::{
 use crate::services::audit::Via;
 use crate::services::sessions;
 use crate::state::AppState;
-use crate::stats::chart::{self, group_digits, human_bytes};
+use crate::stats::chart::{self, human_bytes};
 use crate::stats::query::{self, Cell, Table};
 
 /// The session cookie (`services::sessions`): HttpOnly, SameSite=Lax, Path=/.
@@ -522,6 +522,7 @@ pub struct CellView {
 #[derive(Template)]
 #[template(path = "reports/page.html")]
 struct ReportPage {
+    tr: Tr,
     title: String,
     heading: String,
     from: String,
@@ -556,17 +557,17 @@ fn query_string(pairs: &[(&str, &str)]) -> String {
     s.finish()
 }
 
-fn placeholder(column: &str) -> &'static str {
+fn placeholder(tr: Tr, column: &str) -> String {
     match column {
-        "conf" => "(none)",
-        "license" => "(no license)",
-        "from_version" => "(new install)",
-        "version" => "(nothing installed)",
-        _ => "—",
+        "conf" => tr.t("report-no-conf"),
+        "license" => tr.t("report-no-license"),
+        "from_version" => tr.t("report-new-install"),
+        "version" => tr.t("report-nothing-installed"),
+        _ => "—".into(),
     }
 }
 
-fn cell_view(column: &'static str, cell: &Cell, row: &[Cell], table: &Table) -> CellView {
+fn cell_view(tr: Tr, column: &'static str, cell: &Cell, row: &[Cell], table: &Table) -> CellView {
     match cell {
         Cell::Int(n) => CellView {
             column,
@@ -575,7 +576,7 @@ fn cell_view(column: &'static str, cell: &Cell, row: &[Cell], table: &Table) -> 
             } else if column == "release_id" {
                 n.to_string()
             } else {
-                group_digits(*n)
+                tr.number(*n)
             },
             value: n.to_string(),
             numeric: column != "release_id",
@@ -594,7 +595,7 @@ fn cell_view(column: &'static str, cell: &Cell, row: &[Cell], table: &Table) -> 
             CellView {
                 column,
                 text: if s.is_empty() {
-                    placeholder(column).to_owned()
+                    placeholder(tr, column)
                 } else {
                     s.clone()
                 },
@@ -607,6 +608,7 @@ fn cell_view(column: &'static str, cell: &Cell, row: &[Cell], table: &Table) -> 
 }
 
 fn section(
+    tr: Tr,
     id: &'static str,
     title: impl Into<String>,
     table: &Table,
@@ -621,7 +623,7 @@ fn section(
                 .columns
                 .iter()
                 .zip(row)
-                .map(|(c, cell)| cell_view(c, cell, row, table))
+                .map(|(c, cell)| cell_view(tr, c, cell, row, table))
                 .collect()
         })
         .collect();
@@ -636,12 +638,12 @@ fn section(
                 .is_some_and(|r| matches!(r[i], Cell::Int(_)))
                 && *c != "release_id";
             if numeric {
-                cell_view(c, &Cell::Int(table.total(c)), &[], table)
+                cell_view(tr, c, &Cell::Int(table.total(c)), &[], table)
             } else {
                 CellView {
                     column: c,
                     text: if i == 0 {
-                        "Total".into()
+                        tr.t("report-total")
                     } else {
                         String::new()
                     },
@@ -660,7 +662,7 @@ fn section(
         columns: table
             .columns
             .iter()
-            .map(|c| column_title(c).to_owned())
+            .map(|c| column_title(tr, c))
             .collect(),
         empty: rows.is_empty(),
         rows,
@@ -669,22 +671,12 @@ fn section(
     }
 }
 
-fn column_title(c: &str) -> &str {
+fn column_title(tr: Tr, c: &str) -> String {
     match c {
-        "day" => "Day (UTC)",
-        "distribution" => "Distribution",
-        "name" => "Name",
-        "release_id" => "Release id",
-        "version" => "Version",
-        "conf" => "Configuration",
-        "license" => "License",
-        "downloads" => "Downloads",
-        "completed" => "Completed",
-        "bytes" => "Bytes sent",
-        "from_version" => "Installed version",
-        "to_version" => "Downloaded version",
-        "installations" => "Installations",
-        other => other,
+        "day" | "distribution" | "name" | "release_id" | "version" | "conf" | "license"
+        | "downloads" | "completed" | "bytes" | "from_version" | "to_version"
+        | "installations" => tr.t(&format!("col-{c}")),
+        other => other.to_owned(),
     }
 }
 
@@ -710,6 +702,7 @@ fn cell_int(row: &[Cell], table: &Table, column: &str) -> i64 {
 
 async fn overview(
     _reader: Reader,
+    tr: Tr,
     State(state): State<AppState>,
     axum::extract::Query(params): axum::extract::Query<StatsParams>,
 ) -> Result<Response, PageError> {
@@ -760,7 +753,11 @@ async fn overview(
             (d, n)
         })
         .collect();
-    let line = chart::line_chart("chart-downloads-per-day", "Downloads per day", &points);
+    let line = chart::line_chart(
+        "chart-downloads-per-day",
+        &tr.t("report-downloads-per-day"),
+        &points,
+    );
 
     let mut top = per_release.clone();
     top.rows.truncate(10);
@@ -770,38 +767,51 @@ async fn overview(
         .map(|r| {
             let c = cell_text(r, &per_conf, "conf");
             (
-                if c.is_empty() { "(none)".into() } else { c },
+                if c.is_empty() {
+                    tr.t("report-no-conf")
+                } else {
+                    c
+                },
                 cell_int(r, &per_conf, "downloads"),
             )
         })
         .collect();
     let conf_chart = chart::bar_chart(
         "chart-share-by-conf",
-        "Downloads by configuration",
+        &tr.t("report-downloads-by-conf"),
         &conf_bars,
     );
 
     let total = per_day.total("downloads");
     let mut conf_section = section(
+        tr,
         "share-by-conf",
-        "Share by configuration",
+        tr.t("report-share-by-conf"),
         &per_conf,
         Some(conf_chart),
         base("conf"),
     );
-    add_share_column(&mut conf_section, &per_conf, total);
-    let mut top_section = section("top-releases", "Top releases", &top, None, base("release"));
+    add_share_column(tr, &mut conf_section, &per_conf, total);
+    let mut top_section = section(
+        tr,
+        "top-releases",
+        tr.t("report-top-releases"),
+        &top,
+        None,
+        base("release"),
+    );
     if per_release.rows.len() > top.rows.len() {
-        top_section.note = format!(
-            "The {} most downloaded of {} releases; the CSV has all of them.",
-            top.rows.len(),
-            per_release.rows.len()
+        top_section.note = tr.t2(
+            "report-top-note",
+            ("top", &top.rows.len()),
+            ("all", &per_release.rows.len()),
         );
     }
     let sections = vec![
         section(
+            tr,
             "downloads-per-day",
-            "Downloads per day",
+            tr.t("report-downloads-per-day"),
             &per_day,
             Some(line),
             base("day"),
@@ -824,11 +834,12 @@ async fn overview(
         })
         .collect();
     let page = ReportPage {
-        title: "Download statistics".into(),
+        tr,
+        title: tr.t("report-title"),
         heading: if dist.is_empty() {
-            "Download statistics: overview".into()
+            tr.t("report-overview")
         } else {
-            format!("Download statistics: overview of {dist}")
+            tr.t1("report-overview-of", "distribution", &dist)
         },
         from: from.clone(),
         to: to.clone(),
@@ -838,12 +849,12 @@ async fn overview(
         action: "/reports".into(),
         show_days: false,
         summary: vec![
-            ("Downloads".into(), group_digits(total)),
-            ("Completed".into(), group_digits(per_day.total("completed"))),
-            ("Bytes sent".into(), human_bytes(per_day.total("bytes"))),
+            (tr.t("col-downloads"), tr.number(total)),
+            (tr.t("col-completed"), tr.number(per_day.total("completed"))),
+            (tr.t("col-bytes"), human_bytes(per_day.total("bytes"))),
             (
-                "Releases downloaded".into(),
-                group_digits(per_release.rows.len() as i64),
+                tr.t("report-releases-downloaded"),
+                tr.number(per_release.rows.len() as i64),
             ),
         ],
         sections,
@@ -853,8 +864,8 @@ async fn overview(
 }
 
 /// `share` column of the HTML table only (CSV and JSON carry the counts it derives from).
-fn add_share_column(section: &mut Section, table: &Table, total: i64) {
-    section.columns.push("Share".into());
+fn add_share_column(tr: Tr, section: &mut Section, table: &Table, total: i64) {
+    section.columns.push(tr.t("report-share"));
     for (row, cells) in table.rows.iter().zip(section.rows.iter_mut()) {
         let n = cell_int(row, table, "downloads");
         let share = if total > 0 {
@@ -885,6 +896,7 @@ fn add_share_column(section: &mut Section, table: &Table, total: i64) {
 
 async fn distribution_page(
     _reader: Reader,
+    tr: Tr,
     State(state): State<AppState>,
     Path(code): Path<String>,
     axum::extract::Query(mut params): axum::extract::Query<StatsParams>,
@@ -924,7 +936,7 @@ async fn distribution_page(
         .collect();
     let release_chart = chart::bar_chart(
         "chart-downloads-per-release",
-        "Downloads per release",
+        &tr.t("report-downloads-per-release"),
         &bars,
     );
 
@@ -939,7 +951,7 @@ async fn distribution_page(
             let v = cell_text(r, &base, "version");
             (
                 if v.is_empty() {
-                    "(nothing installed)".into()
+                    tr.t("report-nothing-installed")
                 } else {
                     v
                 },
@@ -949,14 +961,15 @@ async fn distribution_page(
         .collect();
     let base_chart = chart::bar_chart(
         "chart-installed-base",
-        &format!("Installed base by version, last {days} days"),
+        &tr.t1("report-base-chart", "days", days),
         &base_bars,
     );
     let (paths, _) = upgrade_paths_report(&state, &params).await?;
 
     let mut base_section = section(
+        tr,
         "installed-base",
-        format!("Installed base by version (installations seen in the last {days} days)"),
+        tr.t1("report-base-title", "days", days),
         &base,
         Some(base_chart),
         csv(
@@ -964,15 +977,16 @@ async fn distribution_page(
             &[("days", &days_text), ("group_by", "version")],
         ),
     );
-    base_section.note = if dist.gate.is_some() {
-        "An installation is a license key plus CONF; its version is the one its latest check reported.".into()
+    base_section.note = tr.t(if dist.gate.is_some() {
+        "report-base-note-licensed"
     } else {
-        "An installation is a client address (hashed) plus CONF; its version is the one its latest check reported.".into()
-    };
+        "report-base-note-free"
+    });
     let sections = vec![
         section(
+            tr,
             "downloads-per-release",
-            "Downloads per release",
+            tr.t("report-downloads-per-release"),
             &per_release,
             Some(release_chart),
             csv(
@@ -982,15 +996,17 @@ async fn distribution_page(
         ),
         base_section,
         section(
+            tr,
             "upgrade-paths",
-            "Upgrade paths (installed → downloaded version)",
+            tr.t("report-upgrade-paths"),
             &paths,
             None,
             csv("upgrade-paths", &[("from", &from), ("to", &to)]),
         ),
     ];
     let page = ReportPage {
-        title: format!("{} — statistics", dist.code),
+        tr,
+        title: tr.t1("report-distribution-title", "code", &dist.code),
         heading: format!("{} — {}", dist.code, dist.name),
         from,
         to,
@@ -1003,21 +1019,15 @@ async fn distribution_page(
         ),
         show_days: true,
         summary: vec![
+            (tr.t("col-downloads"), tr.number(per_release.total("downloads"))),
+            (tr.t("col-completed"), tr.number(per_release.total("completed"))),
             (
-                "Downloads".into(),
-                group_digits(per_release.total("downloads")),
-            ),
-            (
-                "Completed".into(),
-                group_digits(per_release.total("completed")),
-            ),
-            (
-                "Installations".into(),
-                group_digits(base.total("installations")),
+                tr.t("col-installations"),
+                tr.number(base.total("installations")),
             ),
         ],
         sections,
-        links: vec![("/reports".into(), "← Overview".into())],
+        links: vec![("/reports".into(), tr.t("report-back-to-overview"))],
     };
     Ok(html(&page))
 }

@@ -191,7 +191,7 @@ pub fn line_chart(id: &str, title: &str, points: &[(String, i64)]) -> String {
     } else {
         let _ = write!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888\">no data</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888\">—</text>",
             left + plot_w / 2.0,
             top + plot_h / 2.0
         );
@@ -255,7 +255,7 @@ pub fn bar_chart(id: &str, title: &str, bars: &[(String, i64)]) -> String {
     if bars.is_empty() {
         let _ = write!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888\">no data</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#888\">—</text>",
             label_w + plot_w / 2.0,
             top + row / 2.0 + 4.0
         );
@@ -329,6 +329,6 @@ mod tests {
         assert_eq!(svg.matches("class=\"point\"").count(), 2);
         assert!(svg.contains("<polyline"));
         let empty = line_chart("e", "Per day", &[]);
-        assert!(empty.contains("no data"));
+        assert!(empty.contains(">—</text>"), "an empty chart says so without words");
     }
 }
