@@ -539,6 +539,16 @@ mod tests {
 
     /// The router's routes under `/api/` and `/releases/` and the document's operations are
     /// the same set; the one exception is the document's own URL.
+    /// Two types with one schema name would share a component, and one of them would be
+    /// described wrongly (schemathesis found products' features validated as licenses').
+    #[test]
+    fn license_and_product_features_have_their_own_schemas() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        assert!(schemas["NamedFeature"]["properties"]["number"].is_object());
+        assert!(schemas["FeatureView"]["properties"]["product"].is_object());
+    }
+
     #[test]
     fn router_and_document_agree() {
         let (router, _) = crate::routes::documented().split_for_parts();

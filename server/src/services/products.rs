@@ -72,7 +72,7 @@ pub struct FeatureName {
 
 /// A named feature in an answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct FeatureView {
+pub struct NamedFeature {
     #[schema(example = 43)]
     pub number: i64,
     #[schema(example = "Обновления")]
@@ -89,7 +89,7 @@ pub struct ProductView {
     #[schema(example = "Телефония")]
     pub name: String,
     /// By number.
-    pub features: Vec<FeatureView>,
+    pub features: Vec<NamedFeature>,
 }
 
 /// Every product and feature name, for showing numbers as names.
@@ -103,7 +103,7 @@ impl Names {
         self.products.get(&product).map(|p| p.name.as_str())
     }
 
-    pub fn feature(&self, product: i64, feature: i64) -> Option<&FeatureView> {
+    pub fn feature(&self, product: i64, feature: i64) -> Option<&NamedFeature> {
         self.products
             .get(&product)?
             .features
@@ -165,12 +165,12 @@ pub async fn list(db: &DatabaseConnection) -> Result<Vec<ProductView>, ApiError>
         .limit(MAX_ENTRIES)
         .all(db)
         .await?;
-    let mut by_product: HashMap<i64, Vec<FeatureView>> = HashMap::new();
+    let mut by_product: HashMap<i64, Vec<NamedFeature>> = HashMap::new();
     for f in features {
         by_product
             .entry(f.product_number)
             .or_default()
-            .push(FeatureView {
+            .push(NamedFeature {
                 number: f.number,
                 name: f.name,
                 default_days: f.default_days.and_then(|d| u32::try_from(d).ok()),
@@ -373,12 +373,12 @@ mod tests {
                 number: 85,
                 name: "Телефония".into(),
                 features: vec![
-                    FeatureView {
+                    NamedFeature {
                         number: 43,
                         name: "Обновления".into(),
                         default_days: Some(365),
                     },
-                    FeatureView {
+                    NamedFeature {
                         number: 44,
                         name: "Запись звонков".into(),
                         default_days: None,
