@@ -659,11 +659,7 @@ fn section(
         title: title.into(),
         note: String::new(),
         svg,
-        columns: table
-            .columns
-            .iter()
-            .map(|c| column_title(tr, c))
-            .collect(),
+        columns: table.columns.iter().map(|c| column_title(tr, c)).collect(),
         empty: rows.is_empty(),
         rows,
         totals,
@@ -674,8 +670,9 @@ fn section(
 fn column_title(tr: Tr, c: &str) -> String {
     match c {
         "day" | "distribution" | "name" | "release_id" | "version" | "conf" | "license"
-        | "downloads" | "completed" | "bytes" | "from_version" | "to_version"
-        | "installations" => tr.t(&format!("col-{c}")),
+        | "downloads" | "completed" | "bytes" | "from_version" | "to_version" | "installations" => {
+            tr.t(&format!("col-{c}"))
+        }
         other => other.to_owned(),
     }
 }
@@ -1019,8 +1016,14 @@ async fn distribution_page(
         ),
         show_days: true,
         summary: vec![
-            (tr.t("col-downloads"), tr.number(per_release.total("downloads"))),
-            (tr.t("col-completed"), tr.number(per_release.total("completed"))),
+            (
+                tr.t("col-downloads"),
+                tr.number(per_release.total("downloads")),
+            ),
+            (
+                tr.t("col-completed"),
+                tr.number(per_release.total("completed")),
+            ),
             (
                 tr.t("col-installations"),
                 tr.number(base.total("installations")),

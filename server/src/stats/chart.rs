@@ -329,6 +329,9 @@ mod tests {
         assert_eq!(svg.matches("class=\"point\"").count(), 2);
         assert!(svg.contains("<polyline"));
         let empty = line_chart("e", "Per day", &[]);
-        assert!(empty.contains(">—</text>"), "an empty chart says so without words");
+        assert!(
+            empty.contains(">—</text>"),
+            "an empty chart says so without words"
+        );
     }
 }
