@@ -711,3 +711,35 @@ async fn api_key_last_use_is_recorded() {
     }
     assert!(last_used.is_string(), "last_used_at was never written");
 }
+
+/// A license edited while another request deletes it is a 404 (or the edit wins), never a 500:
+/// the edit reads the license, then writes it, and the row may be gone in between
+/// (schemathesis's parallel workers found this). Bounded: 60 rounds.
+#[tokio::test]
+async fn a_license_edited_while_it_is_deleted_is_never_a_server_error() {
+    let server = TestServer::start().await;
+    for round in 0..60 {
+        let key = format!("RACE-{round:04}");
+        let (status, _) = server
+            .admin_json(
+                Method::POST,
+                "/api/v1/licenses",
+                Some(json!({"key": key, "features": [{"product": 1, "feature": 2}]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let path = format!("/api/v1/licenses/{key}");
+        let patch = server.admin_json(
+            Method::PATCH,
+            &path,
+            Some(json!({"beta": true, "customer": "ООО «Ромашка»", "features": [], "itn": null})),
+        );
+        let delete = server.admin_json(Method::DELETE, &path, None);
+        let ((patched, body), (deleted, _)) = tokio::join!(patch, delete);
+        assert!(
+            patched == StatusCode::OK || patched == StatusCode::NOT_FOUND,
+            "round {round}: PATCH {patched} {body}"
+        );
+        assert_eq!(deleted, StatusCode::NO_CONTENT, "round {round}");
+    }
+}

@@ -589,7 +589,11 @@ pub async fn update(
     }
     row.updated_at = Set(Utc::now());
     let txn = db.begin().await?;
-    row.update(&txn).await?;
+    // Deleted since it was read (a DELETE at the same time): gone, not an internal error.
+    row.update(&txn).await.map_err(|e| match e {
+        DbErr::RecordNotUpdated => not_found(key),
+        e => ApiError::from(e),
+    })?;
     if replace_features {
         license_feature::Entity::delete_many()
             .filter(license_feature::Column::LicenseId.eq(existing.id))

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
@@ -273,37 +274,33 @@ pub async fn put_feature(
     {
         return Err(product_not_found(product));
     }
-    let existing = product_feature::Entity::find()
+    // Replace when it is there (one statement: a feature deleted meanwhile is simply not
+    // updated), insert otherwise.
+    let updated = product_feature::Entity::update_many()
+        .col_expr(product_feature::Column::Name, Expr::value(name.clone()))
+        .col_expr(product_feature::Column::DefaultDays, Expr::value(days))
+        .col_expr(product_feature::Column::UpdatedAt, Expr::value(now))
         .filter(product_feature::Column::ProductNumber.eq(product))
         .filter(product_feature::Column::Number.eq(feature))
-        .one(&txn)
+        .exec(&txn)
         .await?;
-    match existing {
-        Some(row) => {
-            let mut row: product_feature::ActiveModel = row.into();
-            row.name = Set(name);
-            row.default_days = Set(days);
-            row.updated_at = Set(now);
-            row.update(&txn).await?;
+    if updated.rows_affected == 0 {
+        product_feature::ActiveModel {
+            product_number: Set(product),
+            number: Set(feature),
+            name: Set(name),
+            default_days: Set(days),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
         }
-        None => {
-            product_feature::ActiveModel {
-                product_number: Set(product),
-                number: Set(feature),
-                name: Set(name),
-                default_days: Set(days),
-                created_at: Set(now),
-                updated_at: Set(now),
-                ..Default::default()
-            }
-            .insert(&txn)
-            .await
-            .map_err(|e| {
-                common::conflict_on_unique(e, || {
-                    format!("feature {product}/{feature} was named at the same time; try again")
-                })
-            })?;
-        }
+        .insert(&txn)
+        .await
+        .map_err(|e| {
+            common::conflict_on_unique(e, || {
+                format!("feature {product}/{feature} was named at the same time; try again")
+            })
+        })?;
     }
     txn.commit().await?;
     get(db, product).await
