@@ -14,7 +14,7 @@ use crate::entities::distribution;
 use crate::error::ApiError;
 use crate::services::common::Page;
 use crate::services::distributions::{self as service, DistributionEdit, NewDistribution};
-use crate::services::products::{self, Names, ProductView};
+use crate::services::products::{Names, ProductView};
 use crate::services::releases::{self as releases, ListFilter, Status};
 use crate::state::AppState;
 
@@ -142,15 +142,6 @@ fn gate(d: &distribution::Model, names: &Names) -> String {
     }
 }
 
-/// The catalogue of names, or an empty one when it cannot be read (names are a convenience;
-/// the page still shows the numbers).
-async fn names_or_empty(state: &AppState) -> Names {
-    products::names(&state.db).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e.message, "cannot read the product names");
-        Names::default()
-    })
-}
-
 #[derive(Template)]
 #[template(path = "console/distributions.html")]
 struct ListPage {
@@ -172,7 +163,7 @@ async fn list(
         Ok(found) => found,
         Err(e) => return refused(&console, e),
     };
-    let names = names_or_empty(&state).await;
+    let names = super::names_or_empty(&state).await;
     let rows = rows
         .iter()
         .map(|d| DistributionRow {
@@ -231,7 +222,7 @@ async fn new_form(console: Console<need::Publish>, State(state): State<AppState>
             status: String::new(),
             can_publish: true,
             gate_name: String::new(),
-            catalogue: names_or_empty(&state).await.all().cloned().collect(),
+            catalogue: super::names_or_empty(&state).await.all().cloned().collect(),
         },
     )
 }
@@ -265,7 +256,7 @@ async fn create(
                 status: String::new(),
                 can_publish: true,
                 gate_name: String::new(),
-                catalogue: names_or_empty(&state).await.all().cloned().collect(),
+                catalogue: super::names_or_empty(&state).await.all().cloned().collect(),
             },
         ),
     }
@@ -308,7 +299,7 @@ async fn show(
             .collect(),
         Err(e) => return refused(&console, e),
     };
-    let names = names_or_empty(&state).await;
+    let names = super::names_or_empty(&state).await;
     page(
         StatusCode::OK,
         &FormPage {
@@ -356,7 +347,7 @@ async fn update(
                 status: String::new(),
                 can_publish: true,
                 gate_name: String::new(),
-                catalogue: names_or_empty(&state).await.all().cloned().collect(),
+                catalogue: super::names_or_empty(&state).await.all().cloned().collect(),
             },
         ),
     }

@@ -18,16 +18,8 @@ use crate::services::licenses::{
     self as service, FeatureInput, IMPORT_BODY_LIMIT, LicensePatch, LicenseQuery, LicenseView,
     NewLicense,
 };
-use crate::services::products::{self, Names, ProductView};
+use crate::services::products::{Names, ProductView};
 use crate::state::AppState;
-
-/// The catalogue of names, or an empty one when it cannot be read (the numbers still show).
-async fn names_or_empty(state: &AppState) -> Names {
-    products::names(&state.db).await.unwrap_or_else(|e| {
-        tracing::warn!(error = %e.message, "cannot read the product names");
-        Names::default()
-    })
-}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -231,7 +223,7 @@ async fn list_page(
         Ok(l) => l,
         Err(e) => return refused(console, e),
     };
-    let names = names_or_empty(state).await;
+    let names = super::names_or_empty(state).await;
     let csv_url = format!(
         "/console/licenses.csv?{}",
         url::form_urlencoded::Serializer::new(String::new())
@@ -296,7 +288,7 @@ struct FormPage {
 }
 
 async fn new_form(console: Console<need::Licenses>, State(state): State<AppState>) -> Response {
-    let names = names_or_empty(&state).await;
+    let names = super::names_or_empty(&state).await;
     page(
         StatusCode::OK,
         &FormPage {
@@ -336,21 +328,23 @@ async fn create(
     };
     let event = console.event("createLicense", target(&[("key", &form.key)]));
     console.record(&state, event, &outcome).await;
-    let names = names_or_empty(&state).await;
-    match outcome {
-        Ok(l) => done(&format!("/console/licenses/{}", seg(&l.key)), "created"),
-        Err(e) => page(
-            e.status,
-            &FormPage {
-                layout: console.layout("licenses"),
-                form: form.named(&names).with_blanks(),
-                catalogue: names.all().cloned().collect(),
-                existing: String::new(),
-                existing_url: String::new(),
-                error: e.message,
-            },
-        ),
-    }
+    let e = match outcome {
+        Ok(l) => return done(&format!("/console/licenses/{}", seg(&l.key)), "created"),
+        Err(e) => e,
+    };
+    // The catalogue is read only when the form is shown again.
+    let names = super::names_or_empty(&state).await;
+    page(
+        e.status,
+        &FormPage {
+            layout: console.layout("licenses"),
+            form: form.named(&names).with_blanks(),
+            catalogue: names.all().cloned().collect(),
+            existing: String::new(),
+            existing_url: String::new(),
+            error: e.message,
+        },
+    )
 }
 
 async fn show(
@@ -359,7 +353,7 @@ async fn show(
     Path(key): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let names = names_or_empty(&state).await;
+    let names = super::names_or_empty(&state).await;
     match service::show(&state.db, &key).await {
         Ok(l) => page(
             StatusCode::OK,
@@ -405,21 +399,23 @@ async fn update(
     };
     let event = console.event("updateLicense", target(&[("key", &key)]));
     console.record(&state, event, &outcome).await;
-    let names = names_or_empty(&state).await;
-    match outcome {
-        Ok(l) => done(&format!("/console/licenses/{}", seg(&l.key)), "saved"),
-        Err(e) => page(
-            e.status,
-            &FormPage {
-                layout: console.layout("licenses"),
-                form: form.named(&names).with_blanks(),
-                catalogue: names.all().cloned().collect(),
-                existing_url: seg(&key),
-                existing: key,
-                error: e.message,
-            },
-        ),
-    }
+    let e = match outcome {
+        Ok(l) => return done(&format!("/console/licenses/{}", seg(&l.key)), "saved"),
+        Err(e) => e,
+    };
+    // The catalogue is read only when the form is shown again.
+    let names = super::names_or_empty(&state).await;
+    page(
+        e.status,
+        &FormPage {
+            layout: console.layout("licenses"),
+            form: form.named(&names).with_blanks(),
+            catalogue: names.all().cloned().collect(),
+            existing_url: seg(&key),
+            existing: key,
+            error: e.message,
+        },
+    )
 }
 
 /// Revoke (`revoked=1`: every feature stops at once) or restore (`revoked=0`).

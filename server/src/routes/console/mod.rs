@@ -418,6 +418,17 @@ pub fn done(to: &str, notice: &str) -> Response {
     Redirect::to(&format!("{to}{sep}done={notice}")).into_response()
 }
 
+/// The catalogue of product names, or an empty one when it cannot be read (names are a
+/// convenience; the pages still show the numbers).
+pub async fn names_or_empty(state: &AppState) -> crate::services::products::Names {
+    crate::services::products::names(&state.db)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e.message, "cannot read the product names");
+            crate::services::products::Names::default()
+        })
+}
+
 /// What a path segment keeps as is: RFC 3986's unreserved characters.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')

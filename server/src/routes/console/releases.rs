@@ -27,6 +27,7 @@ use crate::services::releases::{
     YankRequest,
 };
 use crate::state::AppState;
+use crate::stats::chart::human_bytes;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -137,6 +138,18 @@ pub struct FileRow {
     pub bytes: i64,
     pub md5: String,
     pub main: bool,
+}
+
+impl FileRow {
+    fn of(f: &crate::entities::file::Model) -> Self {
+        FileRow {
+            name: f.name.clone(),
+            size: human_bytes(f.size),
+            bytes: f.size,
+            md5: f.md5.clone(),
+            main: f.main,
+        }
+    }
 }
 
 /// The editable fields of a release, as typed (shown again after a refusal or a preview).
@@ -306,10 +319,6 @@ fn safe_url(url: &str) -> bool {
     }
 }
 
-fn human_size(bytes: i64) -> String {
-    crate::stats::chart::human_bytes(bytes)
-}
-
 #[derive(Template)]
 #[template(path = "console/release.html")]
 struct ReleasePage {
@@ -463,22 +472,11 @@ fn release_page(
             .map(|t| console.tr.time(t))
             .unwrap_or_default(),
         form: form.with_blanks(),
-        files: view
-            .parts
-            .files
-            .iter()
-            .map(|f| FileRow {
-                name: f.name.clone(),
-                size: human_size(f.size),
-                bytes: f.size,
-                md5: f.md5.clone(),
-                main: f.main,
-            })
-            .collect(),
+        files: view.parts.files.iter().map(FileRow::of).collect(),
         preview,
         error,
         can_publish: console.has(Permission::Publish),
-        max_upload: human_size(i64::try_from(state.settings.max_upload_bytes).unwrap_or(i64::MAX)),
+        max_upload: human_bytes(i64::try_from(state.settings.max_upload_bytes).unwrap_or(i64::MAX)),
     }
 }
 
@@ -779,18 +777,7 @@ async fn client_view(state: &AppState, view: &ReleaseView, tr: Tr) -> Result<Cli
             }
             _ => tr.t("confirm-license-free"),
         },
-        files: view
-            .parts
-            .files
-            .iter()
-            .map(|f| FileRow {
-                name: f.name.clone(),
-                size: human_size(f.size),
-                bytes: f.size,
-                md5: f.md5.clone(),
-                main: f.main,
-            })
-            .collect(),
+        files: view.parts.files.iter().map(FileRow::of).collect(),
         changelog_html: markdown(&view.release.changelog),
         distribution_hidden: !d.published,
     })
