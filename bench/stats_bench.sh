@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Statistics benchmark (issue 4): report latency over 10 million synthetic events in SQLite,
+# Statistics benchmark (issues 4 and 13): report latency over 10 million synthetic events in SQLite,
 # and getAvailableReleases throughput with COUNT_DOWNLOADS=Y vs =N in the same run.
 #
 #   bench/stats_bench.sh                   full run (~9.5 M checks + 0.5 M downloads); prints a
@@ -87,9 +87,9 @@ gen_start=$(date +%s)
     cat "$here/stats_gen.sql"
 } | sqlite3 "$data/vypusk.db"
 gen_secs=$(( $(date +%s) - gen_start ))
-counts="$(sqlite3 "$data/vypusk.db" "SELECT (SELECT COUNT(*) FROM check_events), (SELECT COUNT(*) FROM download_events), (SELECT COUNT(*) FROM stats_daily_downloads), (SELECT COUNT(*) FROM stats_daily_license_downloads), (SELECT COUNT(*) FROM stats_daily_upgrades), (SELECT COUNT(*) FROM stats_daily_checks), (SELECT COUNT(*) FROM stats_installations);")"
+counts="$(sqlite3 "$data/vypusk.db" "SELECT (SELECT COUNT(*) FROM check_events), (SELECT COUNT(*) FROM download_events), (SELECT COUNT(*) FROM stats_daily_downloads), (SELECT COUNT(*) FROM stats_daily_license_downloads), (SELECT COUNT(*) FROM stats_daily_upgrades), (SELECT COUNT(*) FROM stats_daily_checks), (SELECT COUNT(*) FROM stats_installations), (SELECT COUNT(*) FROM stats_daily_active), (SELECT COUNT(*) FROM stats_daily_unknown_keys), (SELECT COUNT(*) FROM licenses), (SELECT COUNT(*) FROM license_features);")"
 dbsize="$(du -m "$data/vypusk.db" | cut -f1)"
-log "generated in ${gen_secs}s: $counts (checks|downloads|daily_downloads|license|upgrades|checks|installations), ${dbsize} MB"
+log "generated in ${gen_secs}s: $counts (checks|downloads|daily_downloads|license|upgrades|checks|installations|active|unknown_keys|licenses|features), ${dbsize} MB"
 
 start_server
 today="$(date -u +%F)"
@@ -113,15 +113,33 @@ endpoints=(
     "/reports?from=$year_ago&to=$today"
     "/reports/distributions/BENCH_1"
     "/reports/distributions/BENCH_1?from=$year_ago&to=$today&days=365"
+    # Issue 13: who runs what.
+    "/api/v1/stats/active-installations?from=$year_ago&to=$today"
+    "/api/v1/stats/active-installations?distribution=BENCH_1&from=$year_ago&to=$today"
+    "/api/v1/stats/customers"
+    "/api/v1/stats/customers?behind=true&search=%D0%BA%D0%BB%D0%B8%D0%B5%D0%BD%D1%82%20%E2%84%96%2012"
+    "/api/v1/stats/customers?distribution=BENCH_1&format=csv"
+    "/api/v1/stats/expiring-subscriptions?days=30"
+    "/api/v1/stats/expiring-subscriptions?days=365"
+    "/api/v1/stats/newest-share?days=30"
+    "/api/v1/stats/newest-share?days=365"
+    "/api/v1/stats/unknown-keys?from=$year_ago&to=$today"
+    "/api/v1/stats/unknown-keys?group_by=key&from=$year_ago&to=$today"
+    "/reports/active?from=$year_ago&to=$today"
+    "/reports/customers"
+    "/reports/customers?behind=true&page=20"
+    "/reports/expiring?days=90"
+    "/reports/newest?days=365"
+    "/reports/unknown-keys?from=$year_ago&to=$today"
 )
 report="$tmp/report.md"
 {
-    echo "## Statistics reports over $((total / 1000000)).$(( (total % 1000000) / 100000 )) M events (issue 4)"
+    echo "## Statistics reports over $((total / 1000000)).$(( (total % 1000000) / 100000 )) M events (issues 4 and 13)"
     echo
     echo "\`bench/stats_bench.sh\`, $(date -u +'%F %H:%M') UTC, $(nproc) cores shared with other builds, SQLite (WAL),"
     echo "release build. Data: $STATS_CHECKS check events + $STATS_DOWNLOADS download events over $STATS_DAYS days,"
     echo "$STATS_INSTALLATIONS installations in 20 distributions × 10 releases, 12 configurations; generated with direct"
-    echo "SQL (\`bench/stats_gen.sql\`, ${gen_secs} s, database ${dbsize} MB). Roll-up rows: $(echo "$counts" | awk -F'|' '{printf "daily_downloads %s, license_downloads %s, upgrades %s, daily_checks %s, installations %s", $3, $4, $5, $6, $7}')."
+    echo "SQL (\`bench/stats_gen.sql\`, ${gen_secs} s, database ${dbsize} MB). Roll-up rows: $(echo "$counts" | awk -F'|' '{printf "daily_downloads %s, license_downloads %s, upgrades %s, daily_checks %s, installations %s, daily_active %s, unknown_keys %s; licenses %s with %s features", $3, $4, $5, $6, $7, $8, $9, $10, $11}')."
     echo "Each endpoint is requested $STATS_SAMPLES times in a row as admin (curl, keep-alive not reused); times in ms."
     echo "Target: p95 < 300 ms."
     echo

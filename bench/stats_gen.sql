@@ -104,4 +104,30 @@ SELECT c.distribution_id,
 FROM check_events c JOIN dist d ON d.id = c.distribution_id
 GROUP BY c.distribution_id, inst, c.conf;
 
+-- Issue 13 reports. Licenses for the keys the checks name (three installations per
+-- customer), one feature each whose subscription ends somewhere in the next 400 days.
+INSERT OR IGNORE INTO licenses (key, customer, itn, revoked, beta, created_at, updated_at)
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < (SELECT installations FROM p))
+SELECT 'BENCH-' || i, 'ООО Клиент № ' || (i / 3), printf('77%08d', i / 3), i % 97 = 0, 0,
+       strftime('%Y-%m-%dT%H:%M:%S+00:00', (SELECT start FROM p), 'unixepoch'),
+       strftime('%Y-%m-%dT%H:%M:%S+00:00', (SELECT start FROM p), 'unixepoch')
+FROM n;
+INSERT OR IGNORE INTO license_features (license_id, product, feature, active_until)
+SELECT l.id, 100, l.id % 20,
+       strftime('%Y-%m-%dT%H:%M:%S+00:00', (SELECT start FROM p) + ((SELECT days FROM p) + (l.id * 7919) % 400) * 86400, 'unixepoch')
+FROM licenses l WHERE l.key LIKE 'BENCH-%';
+-- Active installations per day, as the writer counts them (one per installation and day).
+INSERT INTO stats_daily_active (day, distribution_id, installations)
+SELECT substr(c.at, 1, 10), c.distribution_id,
+       COUNT(DISTINCT CASE WHEN d.paid AND c.license_key IS NOT NULL THEN 'key:' || c.license_key ELSE 'addr:' || c.client_hash END || '|' || c.conf)
+FROM check_events c JOIN dist d ON d.id = c.distribution_id
+GROUP BY 1, 2;
+-- Unknown keys: 50 keys a day over 5 000 distinct guesses, 1 to 7 attempts each.
+INSERT INTO stats_daily_unknown_keys (day, distribution_id, license_key, attempts)
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < (SELECT days FROM p) * 50)
+SELECT strftime('%Y-%m-%d', (SELECT start FROM p) + (i / 50) * 86400, 'unixepoch'),
+       (SELECT id FROM dist WHERE idx = i % 20), 'GUESS-' || (i % 5000), 1 + i % 7
+FROM n WHERE 1
+ON CONFLICT DO NOTHING;
+
 ANALYZE;

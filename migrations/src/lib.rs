@@ -13,6 +13,7 @@ mod m20261203_000001_users;
 mod m20261204_000001_sessions;
 mod m20261205_000001_audit;
 mod m20261206_000001_products;
+mod m20261207_000001_audience;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_sessions::Migration),
             Box::new(m20261205_000001_audit::Migration),
             Box::new(m20261206_000001_products::Migration),
+            Box::new(m20261207_000001_audience::Migration),
         ]
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::entities::{check_event, download_event};
 use crate::stats::capture::{CheckEvent, DownloadEvent, Event};
-use crate::stats::rollup::{self, KnownDownload, Plan};
+use crate::stats::rollup::{self, ActiveKey, KnownDownload, Plan};
 
 pub const QUEUE: usize = 65_536;
 const BATCH: usize = 5_000;
@@ -150,6 +150,7 @@ async fn write_loop(
                 if options.retention_days > 0 {
                     prune_raw_events(&db, options.retention_days).await;
                 }
+                prune_active_days(&db).await;
             }
             _ = stop.changed() => {
                 while let Ok(e) = rx.try_recv() {
@@ -272,6 +273,8 @@ async fn apply(db: &impl ConnectionTrait, plan: Plan) -> Result<(), DbErr> {
         upgrades,
         checks,
         installations,
+        active,
+        unknown_keys,
     } = plan;
 
     let check_models = check_rows.into_iter().map(|row| check_event::ActiveModel {
@@ -452,6 +455,73 @@ async fn apply(db: &impl ConnectionTrait, plan: Plan) -> Result<(), DbErr> {
         );
         db.execute(&stmt).await?;
     }
+
+    // Active installations: a (day, installation) row is inserted once, by whichever batch
+    // (of whichever instance) comes first; only the rows inserted here add to the day's count.
+    let backend = db.get_database_backend();
+    let active: Vec<ActiveKey> = active.into_iter().collect();
+    let mut inserted = Vec::new();
+    for chunk in active.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO stats_active_days (day, distribution_id, installation, conf) VALUES ",
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
+        for (i, a) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            let n = values.len();
+            sql.push_str(&match backend {
+                sea_orm::DbBackend::Postgres => {
+                    format!("(${},${},${},${})", n + 1, n + 2, n + 3, n + 4)
+                }
+                _ => "(?,?,?,?)".to_owned(),
+            });
+            values.extend([
+                a.day.clone().into(),
+                a.distribution_id.into(),
+                a.installation.clone().into(),
+                a.conf.clone().into(),
+            ]);
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING RETURNING day, distribution_id");
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
+            .await?;
+        for row in rows {
+            inserted.push((
+                row.try_get_by_index::<String>(0)?,
+                row.try_get_by_index::<i32>(1)?,
+            ));
+        }
+    }
+    upsert_sums(
+        db,
+        "stats_daily_active",
+        &["day", "distribution_id"],
+        &["installations"],
+        rollup::active_deltas(inserted)
+            .into_iter()
+            .map(|((day, distribution_id), n)| vec![day.into(), distribution_id.into(), n.into()]),
+    )
+    .await?;
+    upsert_sums(
+        db,
+        "stats_daily_unknown_keys",
+        &["day", "distribution_id", "license_key"],
+        &["attempts"],
+        unknown_keys.into_iter().map(|(k, n)| {
+            vec![
+                k.day.into(),
+                k.distribution_id.into(),
+                k.license_key.into(),
+                n.into(),
+            ]
+        }),
+    )
+    .await?;
     Ok(())
 }
 
@@ -527,6 +597,34 @@ async fn prune_raw_events(db: &DatabaseConnection, retention_days: u32) {
             }
         }
     }
+    // Unknown keys are what clients typed: kept as long as the raw events.
+    let sql = format!(
+        "DELETE FROM stats_daily_unknown_keys WHERE day < {}",
+        placeholder(db, 1)
+    );
+    let stmt = sea_orm::Statement::from_sql_and_values(
+        db.get_database_backend(),
+        sql,
+        [crate::stats::capture::day_of(cutoff).into()],
+    );
+    if let Err(e) = db.execute_raw(stmt).await {
+        tracing::warn!(error = %e, "cannot prune stats_daily_unknown_keys");
+    }
+}
+
+/// Deletes `stats_active_days` rows older than two days: they only keep an installation from
+/// being counted twice on a day, and batches are written seconds after their checks.
+async fn prune_active_days(db: &DatabaseConnection) {
+    let cutoff = crate::stats::capture::day_of(chrono::Utc::now() - chrono::Duration::days(2));
+    let sql = format!(
+        "DELETE FROM stats_active_days WHERE day < {}",
+        placeholder(db, 1)
+    );
+    let stmt =
+        sea_orm::Statement::from_sql_and_values(db.get_database_backend(), sql, [cutoff.into()]);
+    if let Err(e) = db.execute_raw(stmt).await {
+        tracing::warn!(error = %e, "cannot prune stats_active_days");
+    }
 }
 
 fn placeholder(db: &DatabaseConnection, n: usize) -> String {
@@ -556,6 +654,7 @@ mod tests {
             conf_version: "11.5".into(),
             offered_version: "2.0".into(),
             license_key: None,
+            unknown_key: None,
             client: IpAddr::from([192, 0, 2, 1]),
         }
     }
@@ -623,6 +722,13 @@ mod tests {
                 Event::Download(download("d", 600, false, true)),
                 // A range from the middle, never continued or begun.
                 Event::Download(download("m", 100, false, false)),
+                // The installation of the first batch again, and a key nobody issued.
+                Event::Check(check()),
+                Event::Check(CheckEvent {
+                    unknown_key: Some("K-TYPO".into()),
+                    client: IpAddr::from([192, 0, 2, 9]),
+                    ..check()
+                }),
             ],
             b"salt",
         )
@@ -635,6 +741,16 @@ mod tests {
             distribution_id: Some(1),
             release_id: None,
         };
+        // Two installations active today (the first counted once over both batches).
+        let active = crate::stats::audience::active_installations(&db, &filter)
+            .await
+            .unwrap();
+        assert_eq!(active.total("installations"), 2);
+        let unknown = crate::stats::audience::unknown_keys_per_key(&db, &filter)
+            .await
+            .unwrap();
+        assert_eq!(unknown.rows.len(), 1);
+        assert_eq!(unknown.total("attempts"), 1);
         let totals = |table: &query::Table| {
             (
                 table.total("downloads"),
@@ -668,7 +784,7 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(base.total("installations"), 1);
+        assert_eq!(base.total("installations"), 2);
         let per_release = query::downloads_per_release(&db, 1).await.unwrap();
         assert_eq!(per_release.get(&7), Some(&4));
         let raw = download_event::Entity::find().all(&db).await.unwrap();
@@ -681,7 +797,7 @@ mod tests {
         assert_eq!(row("b"), (1000, 1, 1, true));
         assert_eq!(row("d"), (1000, 1, 1, true));
         assert_eq!(row("m"), (100, 0, 0, false));
-        assert_eq!(check_event::Entity::find().all(&db).await.unwrap().len(), 2);
+        assert_eq!(check_event::Entity::find().all(&db).await.unwrap().len(), 4);
     }
 
     /// Rows written before the `starts`/`completions` columns were each one counted download:
@@ -782,6 +898,12 @@ mod tests {
                     let mut events: Vec<Event> = (0..CHECKS_PER_BATCH)
                         .map(|_| Event::Check(check()))
                         .collect();
+                    // The same new installation reaches both instances in the same round: it
+                    // is active once.
+                    events.push(Event::Check(CheckEvent {
+                        client: IpAddr::from([198, 51, 100, round as u8]),
+                        ..check()
+                    }));
                     events.push(Event::Download(if first_part {
                         download(&key, 400, true, false)
                     } else {
@@ -819,6 +941,16 @@ mod tests {
             .unwrap()
             .try_get("", "n")
             .unwrap();
+        let active: i64 = a
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT CAST(SUM(installations) AS BIGINT) AS n FROM stats_daily_active",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "n")
+            .unwrap();
         let raw = download_event::Entity::find().all(&a).await.unwrap();
         a.close().await.unwrap();
         b.close().await.unwrap();
@@ -830,7 +962,10 @@ mod tests {
             counted,
             (ROUNDS as i64, ROUNDS as i64, ROUNDS as i64 * 1000)
         );
-        assert_eq!(checks, (2 * ROUNDS * CHECKS_PER_BATCH) as i64);
+        assert_eq!(checks, (2 * ROUNDS * (CHECKS_PER_BATCH + 1)) as i64);
+        // 192.0.2.1 and one address per round, each counted once however many batches of
+        // both instances had it.
+        assert_eq!(active, ROUNDS as i64 + 1);
         assert_eq!(raw.len(), ROUNDS);
         assert!(
             raw.iter()

@@ -255,6 +255,52 @@ impl Driver {
             .to_owned()
     }
 
+    /// Runs `script` (a function body) in the page and returns what it returns.
+    pub async fn script(&self, script: &str) -> Value {
+        self.call(
+            Method::POST,
+            &self.s("/execute/sync"),
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Resizes the window so the page's viewport is `width` CSS pixels wide, and returns the
+    /// width the page then has.
+    pub async fn set_viewport_width(&self, width: i64) -> i64 {
+        let inner = self
+            .script("return window.innerWidth;")
+            .await
+            .as_i64()
+            .unwrap();
+        let outer = self
+            .script("return window.outerWidth;")
+            .await
+            .as_i64()
+            .unwrap();
+        self.call(
+            Method::POST,
+            &self.s("/window/rect"),
+            Some(json!({"width": width + (outer - inner).max(0), "height": 900})),
+        )
+        .await;
+        self.script("return window.innerWidth;")
+            .await
+            .as_i64()
+            .unwrap()
+    }
+
+    /// How many CSS pixels the page is wider than its viewport (0: no horizontal scrolling).
+    pub async fn horizontal_overflow(&self) -> i64 {
+        self.script(
+            "return Math.max(document.documentElement.scrollWidth, document.body.scrollWidth) \
+             - document.documentElement.clientWidth;",
+        )
+        .await
+        .as_i64()
+        .unwrap()
+    }
+
     /// `data-value`s of a column of a report table, as the browser's DOM has them.
     pub async fn column(&self, report: &str, column: &str) -> Vec<String> {
         let mut out = Vec::new();

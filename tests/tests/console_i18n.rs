@@ -163,6 +163,11 @@ async fn every_console_page_in_russian_and_english_without_the_other_language() 
         "/console/set-password?token=x".into(),
         "/reports".into(),
         "/reports/distributions/LANG_CRM".into(),
+        "/reports/active".into(),
+        "/reports/customers".into(),
+        "/reports/expiring".into(),
+        "/reports/newest".into(),
+        "/reports/unknown-keys".into(),
         "/reports/login".into(),
     ];
     let en = catalogue("en");

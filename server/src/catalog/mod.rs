@@ -148,6 +148,11 @@ impl Catalog {
         snap.by_id.get(id).cloned()
     }
 
+    /// Every distribution of the snapshot, published or not.
+    pub fn distributions(&self) -> Vec<Arc<Distribution>> {
+        self.snapshot.load().by_id.values().cloned().collect()
+    }
+
     pub fn distribution_by_id(&self, id: i32) -> Option<Arc<Distribution>> {
         self.snapshot.load().by_id.get(&id).cloned()
     }

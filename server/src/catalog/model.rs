@@ -37,6 +37,12 @@ impl Distribution {
     pub fn release(&self, id: i32) -> Option<&Release> {
         self.releases.iter().find(|r| r.id == id)
     }
+
+    /// The newest published release that is not a pre-release: what "up to date" means in
+    /// the reports.
+    pub fn newest_release(&self) -> Option<&Release> {
+        self.releases.iter().find(|r| !r.prerelease)
+    }
 }
 
 #[derive(Debug)]

@@ -226,6 +226,9 @@ struct CheckRequest<'a> {
     /// `""` when absent.
     conf_version_text: &'a str,
     license: Option<Arc<LicenseView>>,
+    /// `KEY` as sent, `""` when absent: a key that names no license is counted by the
+    /// unknown-key report.
+    key_text: &'a str,
     show_untested: bool,
     count_downloads: bool,
     downloadable_only: bool,
@@ -268,7 +271,8 @@ impl<'a> CheckRequest<'a> {
         let show_untested = flag_field(body, "SHOW_UNTESTED")?;
         let count_downloads = flag_field(body, "COUNT_DOWNLOADS")?;
         let downloadable_only = flag_field(body, "DOWNLOADABLE_ONLY")?;
-        let license = lookup_license(state, &dist, text_field(body, "KEY")?, ip)?;
+        let key_text = text_field(body, "KEY")?.unwrap_or("");
+        let license = lookup_license(state, &dist, Some(key_text), ip)?;
         let sees_prereleases =
             licensing::sees_prereleases(license.as_deref(), in_prerelease_network(state, ip));
         Ok(CheckRequest {
@@ -279,6 +283,7 @@ impl<'a> CheckRequest<'a> {
             conf_version,
             conf_version_text,
             license,
+            key_text,
             show_untested,
             count_downloads,
             downloadable_only,
@@ -474,6 +479,8 @@ fn record_check(
             .map(|o| o.release.version.to_string())
             .unwrap_or_default(),
         license_key: request.license.as_ref().map(|l| l.key.to_string()),
+        unknown_key: (request.license.is_none() && !request.key_text.is_empty())
+            .then(|| request.key_text.to_owned()),
         client: ip,
     });
 }

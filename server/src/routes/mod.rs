@@ -1,6 +1,7 @@
 //! HTTP routes, one module per area, each returning its router.
 
 pub mod api;
+pub mod audience_pages;
 pub mod body_limit;
 pub mod client;
 pub mod console;

@@ -31,7 +31,8 @@ use crate::entities::session;
 use crate::error::ApiError;
 use crate::i18n::{Lang, Tr};
 use crate::routes::api::stats::{
-    StatsParams, downloads_report, installed_base_report, render, upgrade_paths_report,
+    StatsParams, active_installations_report, customers_report, downloads_report, expiring_report,
+    installed_base_report, newest_share_report, render, unknown_keys_report, upgrade_paths_report,
 };
 use crate::services::audit::Via;
 use crate::services::sessions;
@@ -52,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .route("/reports/csv/{report}", get(csv))
         .route("/reports/login", get(login_form).post(login))
         .route("/reports/logout", get(logout_form).post(logout))
+        .merge(super::audience_pages::router())
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -504,10 +506,16 @@ pub struct Section {
     pub note: String,
     pub svg: Option<String>,
     pub columns: Vec<String>,
-    pub rows: Vec<Vec<CellView>>,
+    pub rows: Vec<RowView>,
     pub totals: Vec<CellView>,
     pub csv_url: String,
     pub empty: bool,
+}
+
+pub struct RowView {
+    pub cells: Vec<CellView>,
+    /// Drawn highlighted (an installation not on the newest release).
+    pub highlight: bool,
 }
 
 pub struct CellView {
@@ -521,20 +529,51 @@ pub struct CellView {
 
 #[derive(Template)]
 #[template(path = "reports/page.html")]
-struct ReportPage {
-    tr: Tr,
-    title: String,
-    heading: String,
-    from: String,
-    to: String,
-    days: String,
-    distribution: String,
-    distributions: Vec<(String, String)>,
-    action: String,
-    show_days: bool,
-    summary: Vec<(String, String)>,
-    sections: Vec<Section>,
-    links: Vec<(String, String)>,
+pub(crate) struct ReportPage {
+    pub tr: Tr,
+    pub title: String,
+    pub heading: String,
+    /// Which report of the navigation this is (`overview`, `active`, …).
+    pub current: &'static str,
+    /// The reader may see customer data: the per-customer and expiry reports are listed.
+    pub customers: bool,
+    pub from: String,
+    pub to: String,
+    pub show_range: bool,
+    pub days: String,
+    pub days_label: String,
+    pub distribution: String,
+    pub distributions: Vec<(String, String)>,
+    pub action: String,
+    pub show_days: bool,
+    /// Per-customer filters: search text and "not on the newest release only".
+    pub search: Option<(String, bool)>,
+    pub summary: Vec<(String, String)>,
+    pub sections: Vec<Section>,
+    pub links: Vec<(String, String)>,
+}
+
+impl ReportPage {
+    /// The navigation between reports: (path, label, is this page).
+    pub fn nav(&self) -> Vec<(&'static str, String, bool)> {
+        let mut out = vec![
+            ("/reports", "report-nav-overview", "overview"),
+            ("/reports/active", "report-nav-active", "active"),
+            ("/reports/newest", "report-nav-newest", "newest"),
+        ];
+        if self.customers {
+            out.push(("/reports/customers", "report-nav-customers", "customers"));
+            out.push(("/reports/expiring", "report-nav-expiring", "expiring"));
+        }
+        out.push((
+            "/reports/unknown-keys",
+            "report-nav-unknown-keys",
+            "unknown-keys",
+        ));
+        out.into_iter()
+            .map(|(href, id, name)| (href, self.tr.t(id), name == self.current))
+            .collect()
+    }
 }
 
 pub(crate) fn html<T: Template>(page: &T) -> Response {
@@ -547,7 +586,7 @@ pub(crate) fn html<T: Template>(page: &T) -> Response {
     }
 }
 
-fn query_string(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn query_string(pairs: &[(&str, &str)]) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         if !v.is_empty() {
@@ -569,6 +608,13 @@ fn placeholder(tr: Tr, column: &str) -> String {
 
 fn cell_view(tr: Tr, column: &'static str, cell: &Cell, row: &[Cell], table: &Table) -> CellView {
     match cell {
+        Cell::Bool(b) => CellView {
+            column,
+            text: tr.t(if *b { "report-yes" } else { "report-no" }),
+            value: b.to_string(),
+            numeric: false,
+            link: String::new(),
+        },
         Cell::Int(n) => CellView {
             column,
             text: if column == "bytes" {
@@ -607,7 +653,12 @@ fn cell_view(tr: Tr, column: &'static str, cell: &Cell, row: &[Cell], table: &Ta
     }
 }
 
-fn section(
+/// Columns shown in tables: internal ids stay in the JSON and CSV only.
+fn shown(column: &str) -> bool {
+    column != "release_id"
+}
+
+pub(crate) fn section(
     tr: Tr,
     id: &'static str,
     title: impl Into<String>,
@@ -615,28 +666,32 @@ fn section(
     svg: Option<String>,
     csv_url: String,
 ) -> Section {
-    let rows: Vec<Vec<CellView>> = table
+    let highlight = table.column("on_newest");
+    let rows: Vec<RowView> = table
         .rows
         .iter()
-        .map(|row| {
-            table
+        .map(|row| RowView {
+            cells: table
                 .columns
                 .iter()
                 .zip(row)
+                .filter(|(c, _)| shown(c))
                 .map(|(c, cell)| cell_view(tr, c, cell, row, table))
-                .collect()
+                .collect(),
+            highlight: highlight.is_some_and(|i| row[i] == Cell::Bool(false)),
         })
         .collect();
-    let totals = table
+    let totals: Vec<CellView> = table
         .columns
         .iter()
         .enumerate()
+        .filter(|(_, c)| shown(c))
         .map(|(i, c)| {
             let numeric = table
                 .rows
                 .first()
                 .is_some_and(|r| matches!(r[i], Cell::Int(_)))
-                && *c != "release_id";
+                && table.summable(c);
             if numeric {
                 cell_view(tr, c, &Cell::Int(table.total(c)), &[], table)
             } else {
@@ -654,12 +709,23 @@ fn section(
             }
         })
         .collect();
+    // A footer only where some column adds up.
+    let totals = if totals.iter().any(|c: &CellView| c.numeric) {
+        totals
+    } else {
+        Vec::new()
+    };
     Section {
         id,
         title: title.into(),
         note: String::new(),
         svg,
-        columns: table.columns.iter().map(|c| column_title(tr, c)).collect(),
+        columns: table
+            .columns
+            .iter()
+            .filter(|c| shown(c))
+            .map(|c| column_title(tr, c))
+            .collect(),
         empty: rows.is_empty(),
         rows,
         totals,
@@ -667,17 +733,12 @@ fn section(
     }
 }
 
+/// Every report column has a `col-<name>` message in each catalogue.
 fn column_title(tr: Tr, c: &str) -> String {
-    match c {
-        "day" | "distribution" | "name" | "release_id" | "version" | "conf" | "license"
-        | "downloads" | "completed" | "bytes" | "from_version" | "to_version" | "installations" => {
-            tr.t(&format!("col-{c}"))
-        }
-        other => other.to_owned(),
-    }
+    tr.t(&format!("col-{c}"))
 }
 
-async fn distribution_choices(state: &AppState) -> Vec<(String, String)> {
+pub(crate) async fn distribution_choices(state: &AppState) -> Vec<(String, String)> {
     distribution::Entity::find()
         .order_by_asc(distribution::Column::Code)
         .all(&state.db)
@@ -698,7 +759,7 @@ fn cell_int(row: &[Cell], table: &Table, column: &str) -> i64 {
 }
 
 async fn overview(
-    _reader: Reader,
+    Reader(caller): Reader,
     tr: Tr,
     State(state): State<AppState>,
     axum::extract::Query(params): axum::extract::Query<StatsParams>,
@@ -845,6 +906,11 @@ async fn overview(
         distributions,
         action: "/reports".into(),
         show_days: false,
+        current: "overview",
+        customers: caller.has(Permission::Licenses),
+        show_range: true,
+        days_label: String::new(),
+        search: None,
         summary: vec![
             (tr.t("col-downloads"), tr.number(total)),
             (tr.t("col-completed"), tr.number(per_day.total("completed"))),
@@ -863,7 +929,8 @@ async fn overview(
 /// `share` column of the HTML table only (CSV and JSON carry the counts it derives from).
 fn add_share_column(tr: Tr, section: &mut Section, table: &Table, total: i64) {
     section.columns.push(tr.t("report-share"));
-    for (row, cells) in table.rows.iter().zip(section.rows.iter_mut()) {
+    for (row, view) in table.rows.iter().zip(section.rows.iter_mut()) {
+        let cells = &mut view.cells;
         let n = cell_int(row, table, "downloads");
         let share = if total > 0 {
             format!("{:.1} %", 100.0 * n as f64 / total as f64)
@@ -892,7 +959,7 @@ fn add_share_column(tr: Tr, section: &mut Section, table: &Table, total: i64) {
 }
 
 async fn distribution_page(
-    _reader: Reader,
+    Reader(caller): Reader,
     tr: Tr,
     State(state): State<AppState>,
     Path(code): Path<String>,
@@ -1015,6 +1082,11 @@ async fn distribution_page(
             percent_encoding::utf8_percent_encode(&code, percent_encoding::NON_ALPHANUMERIC)
         ),
         show_days: true,
+        current: "",
+        customers: caller.has(Permission::Licenses),
+        show_range: true,
+        days_label: tr.t("report-days"),
+        search: None,
         summary: vec![
             (
                 tr.t("col-downloads"),
@@ -1059,7 +1131,7 @@ async fn csv(
     Path(report): Path<String>,
     axum::extract::Query(params): axum::extract::Query<StatsParams>,
 ) -> Result<Response, PageError> {
-    let (table, meta, name) = match report.as_str() {
+    let (table, meta, name) = match report.clone().as_str() {
         "downloads" => {
             params.check_may_read(&caller)?;
             let (t, m) = downloads_report(&state, &params).await?;
@@ -1073,6 +1145,34 @@ async fn csv(
         "installed-base" => {
             let (t, m) = installed_base_report(&state, &params).await?;
             (t, m, "installed-base".to_owned())
+        }
+        "active-installations" => {
+            let (t, m) = active_installations_report(&state, &params).await?;
+            (t, m, report)
+        }
+        "newest-share" => {
+            let (t, m) = newest_share_report(&state, &params).await?;
+            (t, m, report)
+        }
+        "customers" | "expiring-subscriptions" => {
+            if !caller.has(Permission::Licenses) {
+                return Err(ApiError::forbidden(
+                    "this report names customers: it needs the \"licenses\" permission",
+                )
+                .into());
+            }
+            let (t, m) = if report == "customers" {
+                customers_report(&state, &params).await?
+            } else {
+                expiring_report(&state, &params).await?
+            };
+            (t, m, report)
+        }
+        "unknown-keys" => {
+            params.check_may_read_keys(&caller)?;
+            let (t, m) = unknown_keys_report(&state, &params).await?;
+            let name = format!("unknown-keys-by-{}", m.group_by.as_deref().unwrap_or("day"));
+            (t, m, name)
         }
         other => {
             return Err(PageError::new(

@@ -21,6 +21,9 @@ pub struct CheckEvent {
     /// Newest release in the answer; empty when nothing was offered.
     pub offered_version: String,
     pub license_key: Option<String>,
+    /// The `KEY` the check sent when it names no license (a mistyped or leaked key, or a
+    /// guess); `None` when the key was known or absent.
+    pub unknown_key: Option<String>,
     /// Hashed by the writer, never stored as is.
     pub client: IpAddr,
 }

@@ -23,6 +23,7 @@
 //! - An *installation* is the license key for paid distributions, or the client address
 //!   (hashed with the per-install salt in `data_dir/stats-salt`) for free ones, plus CONF.
 
+pub mod audience;
 pub mod capture;
 pub mod chart;
 pub mod query;

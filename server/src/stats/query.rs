@@ -15,12 +15,14 @@ use serde::{Deserialize, Serialize};
 pub enum Cell {
     Text(String),
     Int(i64),
+    Bool(bool),
 }
 
 impl Cell {
     pub fn as_int(&self) -> i64 {
         match self {
             Cell::Int(n) => *n,
+            Cell::Bool(b) => i64::from(*b),
             Cell::Text(_) => 0,
         }
     }
@@ -28,6 +30,7 @@ impl Cell {
     pub fn as_text(&self) -> String {
         match self {
             Cell::Int(n) => n.to_string(),
+            Cell::Bool(b) => b.to_string(),
             Cell::Text(s) => s.clone(),
         }
     }
@@ -43,6 +46,17 @@ pub struct Table {
 impl Table {
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| *c == name)
+    }
+
+    /// Whether a column's total means something: event counts always; counts of distinct
+    /// installations only when rows are not days (the same installation is active on many
+    /// days); never ids, percentages or numbers of days.
+    pub fn summable(&self, column: &str) -> bool {
+        match column {
+            "downloads" | "completed" | "bytes" | "attempts" | "checks" => true,
+            "installations" | "on_newest" => self.column("day").is_none(),
+            _ => false,
+        }
     }
 
     /// Sum of an integer column.
@@ -188,7 +202,7 @@ fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-async fn rows(
+pub(super) async fn rows(
     db: &DatabaseConnection,
     sql: &str,
     values: Vec<Value>,
@@ -197,18 +211,18 @@ async fn rows(
         .await
 }
 
-fn text(row: &QueryResult, i: usize) -> Result<String, DbErr> {
+pub(super) fn text(row: &QueryResult, i: usize) -> Result<String, DbErr> {
     Ok(row
         .try_get_by_index::<Option<String>>(i)?
         .unwrap_or_default())
 }
 
-fn int(row: &QueryResult, i: usize) -> Result<i64, DbErr> {
+pub(super) fn int(row: &QueryResult, i: usize) -> Result<i64, DbErr> {
     Ok(row.try_get_by_index::<Option<i64>>(i)?.unwrap_or(0))
 }
 
 /// `WHERE` of the daily tables for a filter; `release` only where the table has the column.
-fn daily_where(filter: &Filter, with_release: bool) -> (String, Vec<Value>) {
+pub(super) fn daily_where(filter: &Filter, with_release: bool) -> (String, Vec<Value>) {
     let mut sql = String::from("t.day >= ? AND t.day <= ?");
     let mut values: Vec<Value> = vec![
         filter.from.format("%Y-%m-%d").to_string().into(),

@@ -2,7 +2,7 @@
 //! downloads) becomes raw rows to insert or update and deltas to add to the daily tables.
 //! Plain functions, so the counting rules are unit-tested without a database.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
@@ -156,10 +156,44 @@ pub struct Plan {
     pub upgrades: BTreeMap<UpgradeKey, i64>,
     pub checks: BTreeMap<CheckKey, i64>,
     pub installations: BTreeMap<InstallationKey, InstallationSeen>,
+    /// Every (day, installation) that checked: the writer inserts them into
+    /// `stats_active_days` and counts, per day and distribution, the ones that were new.
+    pub active: BTreeSet<ActiveKey>,
+    /// Checks naming a key that is no license.
+    pub unknown_keys: BTreeMap<UnknownKeyKey, i64>,
 }
 
-/// Checks: one raw row each, +1 per (day, distribution, CONF, installed version), and the
-/// newest check per installation.
+/// An installation that checked on a day.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActiveKey {
+    pub day: String,
+    pub distribution_id: i32,
+    pub installation: String,
+    pub conf: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnknownKeyKey {
+    pub day: String,
+    pub distribution_id: i32,
+    pub license_key: String,
+}
+
+/// Installations new to each (day, distribution): what `stats_daily_active` gains from the
+/// `stats_active_days` rows a batch actually inserted (`(day, distribution_id)` of each).
+pub fn active_deltas(
+    inserted: impl IntoIterator<Item = (String, i32)>,
+) -> BTreeMap<(String, i32), i64> {
+    let mut out = BTreeMap::new();
+    for key in inserted {
+        *out.entry(key).or_default() += 1;
+    }
+    out
+}
+
+/// Checks: one raw row each, +1 per (day, distribution, CONF, installed version), the newest
+/// check per installation, the (day, installation) pairs that were active, and +1 per
+/// (day, distribution, key) for a key that names no license.
 pub fn plan_checks(plan: &mut Plan, events: Vec<CheckEvent>, salt: &[u8]) {
     for event in events {
         let hash = capture::client_hash(salt, event.client);
@@ -172,11 +206,37 @@ pub fn plan_checks(plan: &mut Plan, events: Vec<CheckEvent>, salt: &[u8]) {
                 installed_version: event.installed_version.clone(),
             })
             .or_default() += 1;
+        let day = capture::day_of(event.at);
+        if let Some(unknown) = &event.unknown_key {
+            *plan
+                .unknown_keys
+                .entry(UnknownKeyKey {
+                    day: day.clone(),
+                    distribution_id: event.distribution_id,
+                    license_key: unknown.clone(),
+                })
+                .or_default() += 1;
+            // A paid distribution's installations are its licenses: a key that names none is
+            // an attempt, not an installation (a free one's installations are addresses).
+            if event.paid {
+                plan.check_rows.push(CheckRow {
+                    event,
+                    client_hash: hash,
+                });
+                continue;
+            }
+        }
         let key = InstallationKey {
             distribution_id: event.distribution_id,
             installation: capture::installation(event.paid, event.license_key.as_deref(), &hash),
             conf: event.conf.clone(),
         };
+        plan.active.insert(ActiveKey {
+            day,
+            distribution_id: key.distribution_id,
+            installation: key.installation.clone(),
+            conf: key.conf.clone(),
+        });
         let seen = InstallationSeen {
             installed_version: event.installed_version.clone(),
             conf_version: event.conf_version.clone(),
@@ -651,8 +711,64 @@ mod tests {
             conf_version: "11.5".into(),
             offered_version: "2.0".into(),
             license_key: key.map(Into::into),
+            unknown_key: None,
             client: ip.parse::<IpAddr>().unwrap(),
         }
+    }
+
+    #[test]
+    fn an_installation_is_active_once_a_day_and_unknown_keys_count_per_check() {
+        let mut plan = Plan::default();
+        let mut guess = check("2026-11-22T13:00:00Z", "1.0", None, "192.0.2.7");
+        guess.unknown_key = Some("K-404".into());
+        plan_checks(
+            &mut plan,
+            vec![
+                check("2026-11-22T10:00:00Z", "1.0", Some("K-1"), "192.0.2.1"),
+                check("2026-11-22T12:00:00Z", "1.0", Some("K-1"), "192.0.2.2"),
+                check("2026-11-23T09:00:00Z", "1.0", Some("K-1"), "192.0.2.1"),
+                guess.clone(),
+                guess.clone(),
+                // On a paid distribution an unknown key is an attempt, not an installation.
+                CheckEvent {
+                    paid: true,
+                    client: "192.0.2.8".parse().unwrap(),
+                    ..guess
+                },
+            ],
+            b"salt",
+        );
+        assert_eq!(plan.check_rows.len(), 6);
+        assert!(!plan.installations.keys().any(|k| {
+            k.installation
+                .ends_with(&capture::client_hash(b"salt", "192.0.2.8".parse().unwrap()))
+        }));
+        let days: Vec<(&str, &str)> = plan
+            .active
+            .iter()
+            .map(|a| (a.day.as_str(), a.installation.as_str()))
+            .collect();
+        assert_eq!(days.len(), 3, "{days:?}");
+        assert!(days.contains(&("2026-11-22", "key:K-1")));
+        assert!(days.contains(&("2026-11-23", "key:K-1")));
+        assert_eq!(
+            plan.unknown_keys.into_iter().collect::<Vec<_>>(),
+            vec![(
+                UnknownKeyKey {
+                    day: "2026-11-22".into(),
+                    distribution_id: 1,
+                    license_key: "K-404".into()
+                },
+                3
+            )]
+        );
+        let deltas = active_deltas(vec![
+            ("2026-11-22".to_owned(), 1),
+            ("2026-11-22".to_owned(), 1),
+            ("2026-11-23".to_owned(), 1),
+        ]);
+        assert_eq!(deltas[&("2026-11-22".to_owned(), 1)], 2);
+        assert_eq!(deltas[&("2026-11-23".to_owned(), 1)], 1);
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! `/api/v1/stats/upgrade-paths`, `/api/v1/stats/installed-base` as JSON or CSV, and
 //! `/api/v1/stats/pipeline` (the capture queue's counters). The HTML reports under `/reports`
 //! render the same tables.
+//!
+//! Issue 13 item 3 adds `/api/v1/stats/active-installations`, `/api/v1/stats/newest-share`,
+//! `/api/v1/stats/unknown-keys` (permission `read`; per key needs `licenses`) and the reports
+//! naming customers, `/api/v1/stats/customers` and `/api/v1/stats/expiring-subscriptions`
+//! (permission `licenses`): a `viewer` sees no customer data.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +24,7 @@ use super::ApiQuery;
 use crate::auth::{Authorized, Caller, Permission, need};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::stats::audience;
 use crate::stats::query::{self, BaseGroupBy, Cell, Filter, GroupBy, Table};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -26,6 +32,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(downloads))
         .routes(routes!(upgrade_paths))
         .routes(routes!(installed_base))
+        .routes(routes!(active_installations))
+        .routes(routes!(customers))
+        .routes(routes!(expiring_subscriptions))
+        .routes(routes!(newest_share))
+        .routes(routes!(unknown_keys))
         .routes(routes!(pipeline))
 }
 
@@ -45,14 +56,21 @@ pub struct StatsParams {
     /// Release id, or a version of `distribution`.
     pub release: Option<String>,
     /// Downloads: `day` (default), `release`, `distribution`, `conf` or `license` (needs
-    /// `licenses`); installed base: `version` (default) or `conf`.
+    /// `licenses`); installed base: `version` (default) or `conf`; unknown keys: `day`
+    /// (default) or `key` (needs `licenses`).
     pub group_by: Option<String>,
     /// `json` (default) or `csv`.
     #[param(example = "json")]
     pub format: Option<String>,
-    /// Installed base: the last N days (default 30).
+    /// Installed base and newest share: installations seen in the last N days; expiring
+    /// subscriptions: ending within the next N days (default 30).
     #[param(example = "30")]
     pub days: Option<String>,
+    /// Customers: part of the license key, customer name or ITN (any case).
+    pub search: Option<String>,
+    /// Customers: `true` lists only installations not on the newest release.
+    #[param(example = "false")]
+    pub behind: Option<String>,
 }
 
 /// What a report covers, as its answer states it.
@@ -73,9 +91,16 @@ pub struct ReportMeta {
     pub group_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release_id: Option<i32>,
-    /// Installed base: the window in days.
+    /// Installed base, newest share: the window in days; expiring subscriptions: the days
+    /// ahead.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub days: Option<u32>,
+    /// Customers: the search text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
+    /// Customers: only installations not on the newest release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub behind: Option<bool>,
 }
 
 /// Sums of a report's count columns, those it has.
@@ -89,6 +114,8 @@ pub struct ReportTotals {
     pub bytes: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub installations: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i64>,
 }
 
 /// A report as JSON: what it covers, its columns, a row per group (column → value), totals.
@@ -106,7 +133,12 @@ pub struct StatsReport {
 
 impl StatsReport {
     pub fn new(table: &Table, meta: ReportMeta) -> StatsReport {
-        let total = |c: &str| table.column(c).map(|_| table.total(c));
+        let total = |c: &str| {
+            table
+                .column(c)
+                .filter(|_| table.summable(c))
+                .map(|_| table.total(c))
+        };
         StatsReport {
             meta,
             columns: table.columns.iter().map(|c| (*c).to_owned()).collect(),
@@ -127,6 +159,7 @@ impl StatsReport {
                 completed: total("completed"),
                 bytes: total("bytes"),
                 installations: total("installations"),
+                attempts: total("attempts"),
             },
         }
     }
@@ -228,6 +261,38 @@ impl StatsParams {
         }
     }
 
+    pub fn behind(&self) -> Result<bool, ApiError> {
+        match given(&self.behind) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(b) => Err(ApiError::bad_request(format!(
+                "behind must be true or false, not {b:?}"
+            ))),
+        }
+    }
+
+    /// Unknown keys per `day` (default) or per `key`.
+    pub fn per_key(&self) -> Result<bool, ApiError> {
+        match given(&self.group_by) {
+            None | Some("day") => Ok(false),
+            Some("key") => Ok(true),
+            Some(g) => Err(ApiError::bad_request(format!(
+                "group_by must be day or key, not {g:?}"
+            ))),
+        }
+    }
+
+    /// The keys tried are what clients typed, maybe a customer's key mistyped: per key needs
+    /// `licenses` (403 otherwise).
+    pub fn check_may_read_keys(&self, caller: &Caller) -> Result<(), ApiError> {
+        if self.per_key()? && !caller.has(Permission::Licenses) {
+            return Err(ApiError::forbidden(
+                "unknown keys per key name the keys: this needs the \"licenses\" permission",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn csv(&self) -> Result<bool, ApiError> {
         match given(&self.format) {
             None | Some("json") => Ok(false),
@@ -290,6 +355,90 @@ pub async fn installed_base_report(
         ),
         distribution: given(&params.distribution).map(str::to_owned),
         ..ReportMeta::default()
+    };
+    Ok((table, meta))
+}
+
+pub async fn active_installations_report(
+    state: &AppState,
+    params: &StatsParams,
+) -> Result<(Table, ReportMeta), ApiError> {
+    let filter = params.filter(state)?;
+    let table = audience::active_installations(&state.db, &filter).await?;
+    Ok((table, range_meta(&filter, params)))
+}
+
+pub async fn customers_report(
+    state: &AppState,
+    params: &StatsParams,
+) -> Result<(Table, ReportMeta), ApiError> {
+    let filter = audience::CustomerFilter {
+        distribution_id: params.distribution_id(state)?,
+        search: given(&params.search).map(str::to_owned),
+        behind_only: params.behind()?,
+    };
+    let newest = audience::NewestReleases::of(&state.catalog);
+    let table = audience::customers(&state.db, &filter, &newest).await?;
+    let meta = ReportMeta {
+        distribution: given(&params.distribution).map(str::to_owned),
+        search: filter.search.clone(),
+        behind: Some(filter.behind_only),
+        ..ReportMeta::default()
+    };
+    Ok((table, meta))
+}
+
+pub async fn expiring_report(
+    state: &AppState,
+    params: &StatsParams,
+) -> Result<(Table, ReportMeta), ApiError> {
+    let days = params.days()?;
+    let names = crate::services::products::names(&state.db).await?;
+    let table = audience::expiring(&state.db, days, chrono::Utc::now(), &names).await?;
+    let meta = ReportMeta {
+        days: Some(days),
+        ..ReportMeta::default()
+    };
+    Ok((table, meta))
+}
+
+pub async fn newest_share_report(
+    state: &AppState,
+    params: &StatsParams,
+) -> Result<(Table, ReportMeta), ApiError> {
+    let distribution_id = params.distribution_id(state)?;
+    let days = params.days()?;
+    let newest = audience::NewestReleases::of(&state.catalog);
+    let table = audience::newest_share(
+        &state.db,
+        distribution_id,
+        days,
+        chrono::Utc::now(),
+        &newest,
+    )
+    .await?;
+    let meta = ReportMeta {
+        days: Some(days),
+        distribution: given(&params.distribution).map(str::to_owned),
+        ..ReportMeta::default()
+    };
+    Ok((table, meta))
+}
+
+pub async fn unknown_keys_report(
+    state: &AppState,
+    params: &StatsParams,
+) -> Result<(Table, ReportMeta), ApiError> {
+    let filter = params.filter(state)?;
+    let per_key = params.per_key()?;
+    let table = if per_key {
+        audience::unknown_keys_per_key(&state.db, &filter).await?
+    } else {
+        audience::unknown_keys_per_day(&state.db, &filter).await?
+    };
+    let meta = ReportMeta {
+        group_by: Some(if per_key { "key" } else { "day" }.to_owned()),
+        ..range_meta(&filter, params)
     };
     Ok((table, meta))
 }
@@ -373,6 +522,105 @@ async fn installed_base(
     let csv = params.csv()?;
     let (table, meta) = installed_base_report(&state, &params).await?;
     Ok(render(table, meta, csv, "installed-base"))
+}
+
+/// Installations that checked, per day of the range (permission `read`). From a daily
+/// roll-up: an installation (license key, or hashed address for free distributions, plus
+/// CONF) counts once on each UTC day on which it checked; days without checks are zeros.
+#[utoipa::path(get, path = "/v1/stats/active-installations", tag = "statistics",
+    operation_id = "getActiveInstallations", params(StatsParams),
+    responses((status = 200, description = "The report", content(
+        (StatsReport = "application/json"),
+        (String = "text/csv"),
+    ))))]
+async fn active_installations(
+    _: Authorized<need::Read>,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<StatsParams>,
+) -> Result<Response, ApiError> {
+    let csv = params.csv()?;
+    let (table, meta) = active_installations_report(&state, &params).await?;
+    Ok(render(table, meta, csv, "active-installations"))
+}
+
+/// Per customer: license → customer → configuration → installed version → last seen, with
+/// the distribution's newest release and whether the installation runs it (permission
+/// `licenses`: it names customers). Installations identified by a license key only.
+#[utoipa::path(get, path = "/v1/stats/customers", tag = "statistics",
+    operation_id = "getCustomerInstallations", params(StatsParams),
+    responses((status = 200, description = "The report", content(
+        (StatsReport = "application/json"),
+        (String = "text/csv"),
+    ))))]
+async fn customers(
+    _: Authorized<need::Licenses>,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<StatsParams>,
+) -> Result<Response, ApiError> {
+    let csv = params.csv()?;
+    let (table, meta) = customers_report(&state, &params).await?;
+    Ok(render(table, meta, csv, "customers"))
+}
+
+/// License features whose subscription ends within the next `days` days (default 30), on
+/// licenses not revoked, soonest first (permission `licenses`).
+#[utoipa::path(get, path = "/v1/stats/expiring-subscriptions", tag = "statistics",
+    operation_id = "getExpiringSubscriptions", params(StatsParams),
+    responses((status = 200, description = "The report", content(
+        (StatsReport = "application/json"),
+        (String = "text/csv"),
+    ))))]
+async fn expiring_subscriptions(
+    _: Authorized<need::Licenses>,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<StatsParams>,
+) -> Result<Response, ApiError> {
+    let csv = params.csv()?;
+    let (table, meta) = expiring_report(&state, &params).await?;
+    Ok(render(table, meta, csv, "expiring-subscriptions"))
+}
+
+/// Per distribution: installations seen in the last `days` days, how many run the newest
+/// release (not a pre-release) or later, and that share in whole percent, rounded down
+/// (permission `read`).
+#[utoipa::path(get, path = "/v1/stats/newest-share", tag = "statistics",
+    operation_id = "getNewestReleaseShare", params(StatsParams),
+    responses((status = 200, description = "The report", content(
+        (StatsReport = "application/json"),
+        (String = "text/csv"),
+    ))))]
+async fn newest_share(
+    _: Authorized<need::Read>,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<StatsParams>,
+) -> Result<Response, ApiError> {
+    let csv = params.csv()?;
+    let (table, meta) = newest_share_report(&state, &params).await?;
+    Ok(render(table, meta, csv, "newest-share"))
+}
+
+/// Checks (`getAvailableReleases`, `getLatestRelease`) that named a license key the server
+/// does not know: per day, attempts and distinct keys (permission `read`); `group_by=key`
+/// lists the keys tried most (at most 1000; permission `licenses`).
+#[utoipa::path(get, path = "/v1/stats/unknown-keys", tag = "statistics",
+    operation_id = "getUnknownKeyAttempts", params(StatsParams),
+    responses((status = 200, description = "The report", content(
+        (StatsReport = "application/json"),
+        (String = "text/csv"),
+    ))))]
+async fn unknown_keys(
+    caller: Authorized<need::Read>,
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<StatsParams>,
+) -> Result<Response, ApiError> {
+    params.check_may_read_keys(&caller.0)?;
+    let csv = params.csv()?;
+    let (table, meta) = unknown_keys_report(&state, &params).await?;
+    let name = format!(
+        "unknown-keys-by-{}",
+        meta.group_by.as_deref().unwrap_or("day")
+    );
+    Ok(render(table, meta, csv, &name))
 }
 
 /// The statistics capture pipeline's counters since this instance started.
