@@ -3,7 +3,7 @@
 # and getAvailableReleases throughput with COUNT_DOWNLOADS=Y vs =N in the same run.
 #
 #   bench/stats_bench.sh                   full run (~9.5 M checks + 0.5 M downloads); prints a
-#                                          Markdown section to append to bench/RESULTS.md
+#                                          Markdown section and puts it in bench/RESULTS.md
 #   STATS_SMALL=1 bench/stats_bench.sh     quick run at 200 000 events
 #
 # Steps: build vypusk --release; create 20 distributions × 10 releases (one in four free) and a
@@ -209,4 +209,24 @@ PY
     echo "dropped = lost to a full queue)."
 } >>"$report"
 cat "$report"
-if [[ -n "${STATS_OUT:-}" ]]; then cp "$report" "$STATS_OUT"; log "wrote $STATS_OUT"; fi
+# The full run replaces the "## Statistics reports" section of bench/RESULTS.md (below the
+# "<!-- analysis -->" mark that bench/run.sh keeps), or appends it; STATS_OUT names another file.
+if [[ -z "${STATS_OUT+x}" ]]; then
+    if [[ "${STATS_SMALL:-0}" == 1 ]]; then STATS_OUT=""; else STATS_OUT="$here/RESULTS.md"; fi
+fi
+if [[ -n "$STATS_OUT" ]]; then
+    python3 - "$STATS_OUT" "$report" <<'EOF'
+import os, re, sys
+dst, section = sys.argv[1], open(sys.argv[2]).read()
+old = open(dst).read() if os.path.exists(dst) else ""
+m = re.search(r"^## Statistics reports over .*\n", old, re.M)
+if m:
+    nxt = re.search(r"^## ", old[m.end():], re.M)
+    end = m.end() + nxt.start() if nxt else len(old)
+    text = old[:m.start()] + section + ("\n" + old[end:] if nxt else "")
+else:
+    text = old.rstrip("\n") + "\n\n" + section
+open(dst, "w").write(text)
+EOF
+    log "wrote the statistics section of $STATS_OUT"
+fi

@@ -301,6 +301,21 @@ impl Driver {
         .unwrap()
     }
 
+    /// Opens `url` (a page under `/console` or `/reports`), is sent to the login form, logs
+    /// in there as `user` and is brought back to the page.
+    pub async fn login_through_form(&self, url: &str, path: &str, user: &str, password: &str) {
+        self.goto(url).await;
+        let here = self
+            .wait_for_url(&format!("next=%2F{}", &path[1..].replace('/', "%2F")))
+            .await;
+        assert!(here.contains("/reports/login?next="), "{here}");
+        self.type_into("#user", user).await;
+        self.type_into("#password", password).await;
+        self.click("#login").await;
+        let back = self.wait_for_url(path).await;
+        assert!(back.ends_with(path), "{back}");
+    }
+
     /// `data-value`s of a column of a report table, as the browser's DOM has them.
     pub async fn column(&self, report: &str, column: &str) -> Vec<String> {
         let mut out = Vec::new();

@@ -495,12 +495,14 @@ async fn report_pages_show_the_api_numbers_and_fit_a_phone() {
     let server = TestServer::start().await;
     seed(&server).await;
     let browser = Driver::start(&chromium, &chromedriver).await;
-    browser.goto(&server.url("/reports/active")).await;
-    browser.wait_for("#login").await;
-    browser.type_into("#user", "admin").await;
-    browser.type_into("#password", ADMIN_PASSWORD).await;
-    browser.click("#login").await;
-    browser.wait_for_url("/reports/active").await;
+    browser
+        .login_through_form(
+            &server.url("/reports/active"),
+            "/reports/active",
+            "admin",
+            ADMIN_PASSWORD,
+        )
+        .await;
 
     // Each page's table holds what the JSON API answers for the same question.
     let same = |api: &Value, name: &str| texts(api, name);

@@ -14,16 +14,9 @@ const CODE: &str = "CRM_CONSOLE";
 const CONF: &str = "УправлениеТорговлей";
 
 async fn login(browser: &Driver, server: &TestServer, path: &str, user: &str, password: &str) {
-    browser.goto(&server.url(path)).await;
-    let url = browser
-        .wait_for_url(&format!("next=%2F{}", &path[1..].replace('/', "%2F")))
+    browser
+        .login_through_form(&server.url(path), path, user, password)
         .await;
-    assert!(url.contains("/reports/login?next="), "{url}");
-    browser.type_into("#user", user).await;
-    browser.type_into("#password", password).await;
-    browser.click("#login").await;
-    let url = browser.wait_for_url(path).await;
-    assert!(url.ends_with(path), "{url}");
 }
 
 async fn logout(browser: &Driver) {

@@ -67,18 +67,10 @@ async fn create_license(server: &TestServer, body: serde_json::Value) {
     assert_eq!(status, StatusCode::CREATED, "{created}");
 }
 
-/// Opens `path`, is sent to the login form, logs in there and is brought back to `path`.
 async fn login(browser: &Driver, server: &TestServer, path: &str, user: &str, password: &str) {
-    browser.goto(&server.url(path)).await;
-    let url = browser
-        .wait_for_url(&format!("next=%2F{}", &path[1..].replace('/', "%2F")))
+    browser
+        .login_through_form(&server.url(path), path, user, password)
         .await;
-    assert!(url.contains("/reports/login?next="), "{url}");
-    browser.type_into("#user", user).await;
-    browser.type_into("#password", password).await;
-    browser.click("#login").await;
-    let url = browser.wait_for_url(path).await;
-    assert!(url.ends_with(path), "{url}");
 }
 
 /// The texts of every element matching `css`.
