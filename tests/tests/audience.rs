@@ -289,11 +289,21 @@ async fn who_runs_what(server: &TestServer) {
     assert_eq!(texts(&by_itn, "customer"), ["ИП Борис"]);
     let by_name = api(
         server,
-        "/api/v1/stats/customers?search=%D0%B0%D0%BD%D0%BD%D0%B0",
+        "/api/v1/stats/customers?search=%D0%90%D0%BD%D0%BD%D0%B0",
     )
     .await;
-    assert_eq!(by_name["search"], "анна");
+    assert_eq!(by_name["search"], "Анна");
     assert_eq!(texts(&by_name, "license"), ["K-ANNA", "K-ANNA"]);
+    // A window of the rows, with how many there are in all.
+    let second = api(server, "/api/v1/stats/customers?offset=1&limit=1").await;
+    assert_eq!(
+        (&second["total"], &second["offset"], &second["limit"]),
+        (&json!(3), &json!(1), &json!(1))
+    );
+    assert_eq!(texts(&second, "conf"), ["БухгалтерияПредприятия"]);
+    let behind_second = api(server, "/api/v1/stats/customers?behind=true&offset=1").await;
+    assert_eq!(behind_second["total"], 2);
+    assert_eq!(texts(&behind_second, "license"), ["K-ANNA"]);
     let csv = server
         .admin(Method::GET, "/api/v1/stats/customers?format=csv")
         .send()
@@ -362,6 +372,8 @@ async fn who_runs_what(server: &TestServer) {
         "/api/v1/stats/expiring-subscriptions?days=0",
         "/api/v1/stats/newest-share?days=abc",
         "/api/v1/stats/active-installations?from=2026-13-01",
+        "/api/v1/stats/customers?limit=0",
+        "/api/v1/stats/customers?offset=-1",
     ] {
         let (status, body) = server.admin_json(Method::GET, bad, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");

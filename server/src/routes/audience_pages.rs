@@ -9,19 +9,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use serde::Deserialize;
 
 use super::reports::{
     PageError, ReportPage, Section, distribution_choices, html, query_string, section,
 };
 use crate::auth::{Caller, Permission};
+use crate::error::ApiError;
 use crate::i18n::Tr;
 use crate::routes::api::stats::{
-    StatsParams, active_installations_report, customers_report, expiring_report,
+    StatsParams, active_installations_report, customer_filter, customers_report, expiring_report,
     newest_share_report, unknown_keys_report,
 };
 use crate::routes::reports::Reader;
 use crate::state::AppState;
+use crate::stats::audience::{NewestReleases, customer_summary};
 use crate::stats::chart;
 use crate::stats::query::Table;
 
@@ -34,16 +35,8 @@ pub fn router() -> Router<AppState> {
         .route("/reports/unknown-keys", get(unknown_keys))
 }
 
-/// Rows of the per-customer table on one page (the CSV and JSON have them all).
-const CUSTOMERS_PER_PAGE: usize = 100;
-
-/// A report's filters plus, for the per-customer page, which page of rows.
-#[derive(Debug, Deserialize)]
-struct PageParams {
-    #[serde(flatten)]
-    stats: StatsParams,
-    page: Option<String>,
-}
+/// Rows of the per-customer table on one page (the CSV has them all).
+const CUSTOMERS_PER_PAGE: u64 = 100;
 
 fn may_see_customers(caller: &Caller, tr: Tr) -> Result<(), PageError> {
     if caller.has(Permission::Licenses) {
@@ -150,37 +143,22 @@ async fn customers(
     Reader(caller): Reader,
     tr: Tr,
     State(state): State<AppState>,
-    axum::extract::Query(params): axum::extract::Query<PageParams>,
+    axum::extract::Query(params): axum::extract::Query<StatsParams>,
 ) -> Result<Response, PageError> {
     may_see_customers(&caller, tr)?;
-    let stats = &params.stats;
-    let (mut table, meta) = customers_report(&state, stats).await?;
+    let (offset, _) = params.window()?;
+    let (table, meta) =
+        customers_report(&state, &params, Some((offset, CUSTOMERS_PER_PAGE))).await?;
+    let filter = customer_filter(&state, &params)?;
+    let newest = NewestReleases::of(&state.catalog);
+    let summary = customer_summary(&state.db, &filter, &newest)
+        .await
+        .map_err(ApiError::from)?;
     let behind = meta.behind.unwrap_or(false);
     let search = meta.search.clone().unwrap_or_default();
-    let all = table.rows.len();
-    let not_current = table.column("on_newest").map_or(0, |i| {
-        table.rows.iter().filter(|r| r[i].as_int() == 0).count()
-    });
-    let customers: std::collections::BTreeSet<String> = table
-        .column("license")
-        .map(|i| table.rows.iter().map(|r| r[i].as_text()).collect())
-        .unwrap_or_default();
-    let pages = all.div_ceil(CUSTOMERS_PER_PAGE).max(1);
-    let current = params
-        .page
-        .as_deref()
-        .and_then(|p| p.trim().parse::<usize>().ok())
-        .unwrap_or(1)
-        .clamp(1, pages);
-    let first = (current - 1) * CUSTOMERS_PER_PAGE;
-    table.rows = table
-        .rows
-        .into_iter()
-        .skip(first)
-        .take(CUSTOMERS_PER_PAGE)
-        .collect();
+    let total = meta.total.unwrap_or(0);
 
-    let mut p = page(tr, &caller, "customers", stats);
+    let mut p = page(tr, &caller, "customers", &params);
     let behind_text = if behind { "true" } else { "" };
     let filters = [
         ("distribution", p.distribution.as_str()),
@@ -196,31 +174,36 @@ async fn customers(
         csv_url("customers", &filters),
     );
     s.note = tr.t("report-customers-note");
-    if pages > 1 {
+    if total > CUSTOMERS_PER_PAGE {
+        let shown = if table.rows.is_empty() {
+            "—".to_owned()
+        } else {
+            format!("{}–{}", offset + 1, offset + table.rows.len() as u64)
+        };
         s.note = format!(
             "{} {}",
             s.note,
             tr.t2(
                 "report-rows-of",
-                (
-                    "shown",
-                    &format!("{}–{}", first + 1, first + table.rows.len())
-                ),
-                ("all", &tr.number(all as i64)),
+                ("shown", &shown),
+                ("all", &tr.number(total as i64)),
             )
         );
-        let link = |n: usize| {
-            let n = n.to_string();
+        let link = |at: u64| {
+            let at = at.to_string();
             let mut pairs = filters.to_vec();
-            pairs.push(("page", n.as_str()));
+            pairs.push(("offset", at.as_str()));
             format!("/reports/customers?{}", query_string(&pairs))
         };
-        if current > 1 {
-            p.links
-                .push((link(current - 1), tr.t("report-previous-page")));
+        if offset > 0 {
+            p.links.push((
+                link(offset.saturating_sub(CUSTOMERS_PER_PAGE)),
+                tr.t("report-previous-page"),
+            ));
         }
-        if current < pages {
-            p.links.push((link(current + 1), tr.t("report-next-page")));
+        if offset + CUSTOMERS_PER_PAGE < total {
+            p.links
+                .push((link(offset + CUSTOMERS_PER_PAGE), tr.t("report-next-page")));
         }
     }
     p.title = tr.t("report-customers-title");
@@ -230,15 +213,12 @@ async fn customers(
     p.summary = vec![
         (
             tr.t("report-customers-installations"),
-            tr.number(all as i64),
+            tr.number(summary.installations),
         ),
-        (
-            tr.t("report-customers-behind"),
-            tr.number(not_current as i64),
-        ),
+        (tr.t("report-customers-behind"), tr.number(summary.behind)),
         (
             tr.t("report-customers-licenses"),
-            tr.number(customers.len() as i64),
+            tr.number(summary.licenses),
         ),
     ];
     p.sections = vec![s];

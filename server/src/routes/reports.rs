@@ -1162,7 +1162,7 @@ async fn csv(
                 .into());
             }
             let (t, m) = if report == "customers" {
-                customers_report(&state, &params).await?
+                customers_report(&state, &params, None).await?
             } else {
                 expiring_report(&state, &params).await?
             };

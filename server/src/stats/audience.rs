@@ -124,76 +124,125 @@ pub async fn active_installations(
 #[derive(Debug, Clone, Default)]
 pub struct CustomerFilter {
     pub distribution_id: Option<i32>,
-    /// Part of the key, customer or ITN, any case.
+    /// Part of the key, customer or ITN: the license list's search (`LIKE`, so case-blind
+    /// for Latin letters on SQLite and case-sensitive on PostgreSQL, as there).
     pub search: Option<String>,
     /// Only installations not on the newest release.
     pub behind_only: bool,
 }
 
-/// License → customer → configuration → installed version → last seen, by customer.
-pub async fn customers(
-    db: &DatabaseConnection,
-    filter: &CustomerFilter,
-    newest: &NewestReleases,
-) -> Result<Table, DbErr> {
+/// `(offset, limit)` of the rows wanted; `None`: every row (the CSV).
+pub type Window = Option<(u64, u64)>;
+
+/// The `FROM … WHERE …` every per-customer query shares: installations identified by a key,
+/// each joined to its license by the unique key (a scan of the installations' index).
+fn customer_scope(filter: &CustomerFilter, newest: &NewestReleases) -> (String, Vec<Value>) {
     let mut values: Vec<Value> = Vec::new();
-    let mut cond = String::from("t.installation LIKE 'key:%'");
+    let mut sql = String::from(
+        "FROM stats_installations t JOIN licenses l ON l.key = substr(t.installation, 5) \
+         JOIN distributions d ON d.id = t.distribution_id WHERE t.installation LIKE 'key:%'",
+    );
     if let Some(d) = filter.distribution_id {
-        cond.push_str(" AND t.distribution_id = ?");
+        sql.push_str(" AND t.distribution_id = ?");
         values.push(d.into());
     }
-    // Driven by the installations (a scan), each joined to its license by the unique key.
-    let sql = format!(
-        "SELECT l.customer, l.itn, l.key, t.distribution_id, t.conf, t.conf_version, \
-         t.installed_version, t.last_seen FROM stats_installations t \
-         JOIN licenses l ON l.key = substr(t.installation, 5) WHERE {cond}"
-    );
-    let needle = filter
+    if let Some(search) = filter
         .search
         .as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(str::to_lowercase);
-    let mut out = Vec::new();
-    for row in rows(db, &sql, values).await? {
-        let (customer, itn, key) = (text(&row, 0)?, text(&row, 1)?, text(&row, 2)?);
-        if let Some(needle) = &needle
-            && ![&customer, &itn, &key]
-                .iter()
-                .any(|s| s.to_lowercase().contains(needle.as_str()))
-        {
-            continue;
+    {
+        let pattern = format!("%{}%", crate::services::common::like_escape(search));
+        sql.push_str(
+            " AND (l.key LIKE ? ESCAPE '\\' OR l.customer LIKE ? ESCAPE '\\' \
+             OR l.itn LIKE ? ESCAPE '\\')",
+        );
+        values.extend([
+            pattern.clone().into(),
+            pattern.clone().into(),
+            pattern.into(),
+        ]);
+    }
+    if filter.behind_only {
+        // Those reporting exactly the newest version are on it; the rest are compared as
+        // versions afterwards (a later version is on it too).
+        for (id, n) in &newest.0 {
+            if let Some(v) = &n.version {
+                sql.push_str(" AND NOT (t.distribution_id = ? AND t.installed_version = ?)");
+                values.extend([(*id).into(), v.to_string().into()]);
+            }
         }
-        let distribution_id = row.try_get_by_index::<i32>(3)?;
-        let installed = text(&row, 6)?;
+    }
+    (sql, values)
+}
+
+/// License → customer → configuration → installed version → last seen, by customer, key,
+/// distribution and configuration; and how many rows there are in all.
+pub async fn customers(
+    db: &DatabaseConnection,
+    filter: &CustomerFilter,
+    newest: &NewestReleases,
+    window: Window,
+) -> Result<(Table, u64), DbErr> {
+    let (scope, values) = customer_scope(filter, newest);
+    let mut sql = format!(
+        "SELECT l.customer, l.itn, l.key, d.code, t.distribution_id, t.conf, t.conf_version, \
+         t.installed_version, t.last_seen {scope} ORDER BY l.customer, l.key, d.code, t.conf"
+    );
+    // Only the rows shown are read, unless versions must be compared first.
+    let paged_in_sql = window.filter(|_| !filter.behind_only);
+    let mut all = values.clone();
+    if let Some((offset, limit)) = paged_in_sql {
+        sql.push_str(" LIMIT ? OFFSET ?");
+        all.extend([
+            (limit as i64).into(),
+            (offset.min(i64::MAX as u64) as i64).into(),
+        ]);
+    }
+    let mut out = Vec::new();
+    for row in rows(db, &sql, all).await? {
+        let distribution_id = row.try_get_by_index::<i32>(4)?;
+        let installed = text(&row, 7)?;
         let current = newest.is_current(distribution_id, &installed);
         if filter.behind_only && current {
             continue;
         }
-        let last_seen: DateTime<Utc> = row.try_get_by_index(7)?;
-        let code = newest
-            .0
-            .get(&distribution_id)
-            .map(|n| n.code.clone())
-            .unwrap_or_default();
+        let last_seen: DateTime<Utc> = row.try_get_by_index(8)?;
         out.push(vec![
-            Cell::Text(customer),
-            Cell::Text(itn),
-            Cell::Text(key),
-            Cell::Text(code),
-            Cell::Text(text(&row, 4)?),
+            Cell::Text(text(&row, 0)?),
+            Cell::Text(text(&row, 1)?),
+            Cell::Text(text(&row, 2)?),
+            Cell::Text(text(&row, 3)?),
             Cell::Text(text(&row, 5)?),
+            Cell::Text(text(&row, 6)?),
             Cell::Text(installed),
             Cell::Text(newest.version_text(distribution_id)),
             Cell::Bool(current),
             Cell::Text(last_seen.format("%Y-%m-%d %H:%M").to_string()),
         ]);
     }
-    out.sort_by(|a, b| {
-        let key = |r: &Vec<Cell>| [0, 2, 3, 4].map(|i| r[i].as_text().to_lowercase()).to_vec();
-        key(a).cmp(&key(b))
-    });
-    Ok(Table {
+    let total = match (paged_in_sql, window) {
+        (Some(_), _) => {
+            let count = rows(
+                db,
+                &format!("SELECT CAST(COUNT(*) AS BIGINT) {scope}"),
+                values,
+            )
+            .await?;
+            count.first().map_or(Ok(0), |r| int(r, 0))? as u64
+        }
+        (None, Some((offset, limit))) => {
+            let total = out.len() as u64;
+            out = out
+                .into_iter()
+                .skip(offset.min(usize::MAX as u64) as usize)
+                .take(limit as usize)
+                .collect();
+            total
+        }
+        (None, None) => out.len() as u64,
+    };
+    let table = Table {
         columns: vec![
             "customer",
             "itn",
@@ -207,7 +256,47 @@ pub async fn customers(
             "last_seen",
         ],
         rows: out,
-    })
+    };
+    Ok((table, total))
+}
+
+/// What the per-customer page sums up: installations, how many are not on the newest
+/// release, licenses. From one grouped query, however many installations there are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CustomerSummary {
+    pub installations: i64,
+    pub behind: i64,
+    pub licenses: i64,
+}
+
+pub async fn customer_summary(
+    db: &DatabaseConnection,
+    filter: &CustomerFilter,
+    newest: &NewestReleases,
+) -> Result<CustomerSummary, DbErr> {
+    let (scope, values) = customer_scope(filter, newest);
+    let mut summary = CustomerSummary::default();
+    let grouped = format!(
+        "SELECT t.distribution_id, t.installed_version, CAST(COUNT(*) AS BIGINT) {scope} \
+         GROUP BY t.distribution_id, t.installed_version"
+    );
+    for row in rows(db, &grouped, values.clone()).await? {
+        let n = int(&row, 2)?;
+        let current = newest.is_current(row.try_get_by_index::<i32>(0)?, &text(&row, 1)?);
+        if filter.behind_only && current {
+            continue;
+        }
+        summary.installations += n;
+        if !current {
+            summary.behind += n;
+        }
+    }
+    let licenses = format!("SELECT CAST(COUNT(DISTINCT l.key) AS BIGINT) {scope}");
+    summary.licenses = rows(db, &licenses, values)
+        .await?
+        .first()
+        .map_or(Ok(0), |r| int(r, 0))?;
+    Ok(summary)
 }
 
 /// `Name (number)`, or the number alone when the catalogue has no name.

@@ -71,6 +71,12 @@ pub struct StatsParams {
     /// Customers: `true` lists only installations not on the newest release.
     #[param(example = "false")]
     pub behind: Option<String>,
+    /// Customers (JSON): rows to skip (default 0); the CSV has every row.
+    #[param(example = "0")]
+    pub offset: Option<String>,
+    /// Customers (JSON): rows at most, 1 to 1000 (default 100).
+    #[param(example = "100")]
+    pub limit: Option<String>,
 }
 
 /// What a report covers, as its answer states it.
@@ -101,6 +107,13 @@ pub struct ReportMeta {
     /// Customers: only installations not on the newest release.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub behind: Option<bool>,
+    /// Customers: rows matching in all, and the window of them in `rows`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
 }
 
 /// Sums of a report's count columns, those it has.
@@ -271,6 +284,25 @@ impl StatsParams {
         }
     }
 
+    /// The rows wanted, by the lists' one paging rule (`services::common::page`).
+    pub fn window(&self) -> Result<(u64, u64), ApiError> {
+        let number = |name: &str, v: &Option<String>| -> Result<Option<u64>, ApiError> {
+            given(v)
+                .map(|s| {
+                    s.parse::<u64>().map_err(|_| {
+                        ApiError::bad_request(format!("{name} must be a whole number, not {s:?}"))
+                    })
+                })
+                .transpose()
+        };
+        let page = crate::services::common::page(
+            number("offset", &self.offset)?,
+            number("limit", &self.limit)?,
+            None,
+        )?;
+        Ok((page.offset, page.limit))
+    }
+
     /// Unknown keys per `day` (default) or per `key`.
     pub fn per_key(&self) -> Result<bool, ApiError> {
         match given(&self.group_by) {
@@ -368,21 +400,33 @@ pub async fn active_installations_report(
     Ok((table, range_meta(&filter, params)))
 }
 
-pub async fn customers_report(
+pub fn customer_filter(
     state: &AppState,
     params: &StatsParams,
-) -> Result<(Table, ReportMeta), ApiError> {
-    let filter = audience::CustomerFilter {
+) -> Result<audience::CustomerFilter, ApiError> {
+    Ok(audience::CustomerFilter {
         distribution_id: params.distribution_id(state)?,
         search: given(&params.search).map(str::to_owned),
         behind_only: params.behind()?,
-    };
+    })
+}
+
+/// The per-customer rows in `window` (every row for `None`), with what they cover.
+pub async fn customers_report(
+    state: &AppState,
+    params: &StatsParams,
+    window: audience::Window,
+) -> Result<(Table, ReportMeta), ApiError> {
+    let filter = customer_filter(state, params)?;
     let newest = audience::NewestReleases::of(&state.catalog);
-    let table = audience::customers(&state.db, &filter, &newest).await?;
+    let (table, total) = audience::customers(&state.db, &filter, &newest, window).await?;
     let meta = ReportMeta {
         distribution: given(&params.distribution).map(str::to_owned),
         search: filter.search.clone(),
         behind: Some(filter.behind_only),
+        total: Some(total),
+        offset: window.map(|(offset, _)| offset),
+        limit: window.map(|(_, limit)| limit),
         ..ReportMeta::default()
     };
     Ok((table, meta))
@@ -545,7 +589,8 @@ async fn active_installations(
 
 /// Per customer: license → customer → configuration → installed version → last seen, with
 /// the distribution's newest release and whether the installation runs it (permission
-/// `licenses`: it names customers). Installations identified by a license key only.
+/// `licenses`: it names customers). Installations identified by a license key only, by
+/// customer; JSON answers `limit` rows from `offset` with the `total`, CSV every row.
 #[utoipa::path(get, path = "/v1/stats/customers", tag = "statistics",
     operation_id = "getCustomerInstallations", params(StatsParams),
     responses((status = 200, description = "The report", content(
@@ -558,7 +603,8 @@ async fn customers(
     ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<Response, ApiError> {
     let csv = params.csv()?;
-    let (table, meta) = customers_report(&state, &params).await?;
+    let window = params.window()?;
+    let (table, meta) = customers_report(&state, &params, (!csv).then_some(window)).await?;
     Ok(render(table, meta, csv, "customers"))
 }
 
