@@ -458,36 +458,30 @@ async fn apply(db: &impl ConnectionTrait, plan: Plan) -> Result<(), DbErr> {
 
     // Active installations: a (day, installation) row is inserted once, by whichever batch
     // (of whichever instance) comes first; only the rows inserted here add to the day's count.
-    let backend = db.get_database_backend();
     let active: Vec<ActiveKey> = active.into_iter().collect();
     let mut inserted = Vec::new();
     for chunk in active.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = String::from(
-            "INSERT INTO stats_active_days (day, distribution_id, installation, conf) VALUES ",
+        let sql = format!(
+            "INSERT INTO stats_active_days (day, distribution_id, installation, conf) VALUES {} \
+             ON CONFLICT DO NOTHING RETURNING day, distribution_id",
+            vec!["(?,?,?,?)"; chunk.len()].join(",")
         );
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
-        for (i, a) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            let n = values.len();
-            sql.push_str(&match backend {
-                sea_orm::DbBackend::Postgres => {
-                    format!("(${},${},${},${})", n + 1, n + 2, n + 3, n + 4)
-                }
-                _ => "(?,?,?,?)".to_owned(),
-            });
-            values.extend([
-                a.day.clone().into(),
-                a.distribution_id.into(),
-                a.installation.clone().into(),
-                a.conf.clone().into(),
-            ]);
-        }
-        sql.push_str(" ON CONFLICT DO NOTHING RETURNING day, distribution_id");
+        let values: Vec<Value> = chunk
+            .iter()
+            .flat_map(|a| {
+                [
+                    a.day.clone().into(),
+                    a.distribution_id.into(),
+                    a.installation.clone().into(),
+                    a.conf.clone().into(),
+                ]
+            })
+            .collect();
         let rows = db
-            .query_all_raw(sea_orm::Statement::from_sql_and_values(
-                backend, sql, values,
+            .query_all_raw(crate::stats::query::statement(
+                db.get_database_backend(),
+                &sql,
+                values,
             ))
             .await?;
         for row in rows {

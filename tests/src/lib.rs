@@ -283,6 +283,36 @@ impl TestServer {
         )
     }
 
+    /// Names product `product` and its feature `feature` in the catalogue (a feature's
+    /// `default_days` when given), through the vendor API.
+    pub async fn name_feature(
+        &self,
+        (product, product_name): (i64, &str),
+        (feature, feature_name): (i64, &str),
+        default_days: Option<u32>,
+    ) {
+        let (status, body) = self
+            .admin_json(
+                Method::POST,
+                "/api/v1/products",
+                Some(serde_json::json!({"number": product, "name": product_name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let mut named = serde_json::json!({"name": feature_name});
+        if let Some(days) = default_days {
+            named["default_days"] = days.into();
+        }
+        let (status, body) = self
+            .admin_json(
+                Method::PUT,
+                &format!("/api/v1/products/{product}/features/{feature}"),
+                Some(named),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     /// Creates a distribution with the given JSON fields merged over sensible defaults.
     pub async fn create_distribution(&self, code: &str, extra: Value) -> Value {
         let mut body = serde_json::json!({

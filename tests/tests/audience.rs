@@ -79,22 +79,9 @@ async fn seed(server: &TestServer) {
             )
             .await;
     }
-    let (status, body) = server
-        .admin_json(
-            Method::POST,
-            "/api/v1/products",
-            Some(json!({"number": 85, "name": "Телефония"})),
-        )
+    server
+        .name_feature((85, "Телефония"), (43, "Обновления"), None)
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = server
-        .admin_json(
-            Method::PUT,
-            "/api/v1/products/85/features/43",
-            Some(json!({"name": "Обновления"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     license(
         server,
         "K-ANNA",

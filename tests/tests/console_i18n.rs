@@ -130,18 +130,7 @@ async fn every_console_page_in_russian_and_english_without_the_other_language() 
         )
         .await;
     server
-        .admin_json(
-            Method::POST,
-            "/api/v1/products",
-            Some(json!({"number": 85, "name": "Телефония"})),
-        )
-        .await;
-    server
-        .admin_json(
-            Method::PUT,
-            "/api/v1/products/85/features/43",
-            Some(json!({"name": "Обновления", "default_days": 365})),
-        )
+        .name_feature((85, "Телефония"), (43, "Обновления"), Some(365))
         .await;
     let cookie = reports_login(&server, "admin", ADMIN_PASSWORD).await;
     let pages = [

@@ -132,18 +132,7 @@ async fn the_catalogue_through_the_vendor_api() {
 async fn a_feature_added_to_a_license_gets_its_default_subscription() {
     let server = TestServer::start().await;
     server
-        .admin_json(
-            Method::POST,
-            "/api/v1/products",
-            Some(json!({"number": 85, "name": "Телефония"})),
-        )
-        .await;
-    server
-        .admin_json(
-            Method::PUT,
-            "/api/v1/products/85/features/43",
-            Some(json!({"name": "Обновления", "default_days": 365})),
-        )
+        .name_feature((85, "Телефония"), (43, "Обновления"), Some(365))
         .await;
     let (status, l) = server
         .admin_json(

@@ -17,19 +17,18 @@ use crate::auth::{Caller, Permission};
 use crate::error::ApiError;
 use crate::i18n::Tr;
 use crate::routes::api::stats::{
-    StatsParams, active_installations_report, customer_filter, customers_report, expiring_report,
+    StatsParams, active_installations_report, customer_filter, expiring_report,
     newest_share_report, unknown_keys_report,
 };
 use crate::routes::reports::Reader;
 use crate::state::AppState;
-use crate::stats::audience::{NewestReleases, customer_summary};
+use crate::stats::audience::{NewestReleases, customer_summary, customers};
 use crate::stats::chart;
-use crate::stats::query::Table;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/reports/active", get(active))
-        .route("/reports/customers", get(customers))
+        .route("/reports/customers", get(customers_page))
         .route("/reports/expiring", get(expiring))
         .route("/reports/newest", get(newest))
         .route("/reports/unknown-keys", get(unknown_keys))
@@ -75,18 +74,6 @@ fn csv_url(report: &str, pairs: &[(&str, &str)]) -> String {
     format!("/reports/csv/{report}?{}", query_string(pairs))
 }
 
-/// `(day, count)` of a per-day table, for its line chart.
-fn points(table: &Table, column: &str) -> Vec<(String, i64)> {
-    let (Some(d), Some(c)) = (table.column("day"), table.column(column)) else {
-        return Vec::new();
-    };
-    table
-        .rows
-        .iter()
-        .map(|r| (r[d].as_text(), r[c].as_int()))
-        .collect()
-}
-
 async fn active(
     Reader(caller): Reader,
     tr: Tr,
@@ -99,7 +86,7 @@ async fn active(
         meta.to.clone().unwrap_or_default(),
     );
     let mut p = page(tr, &caller, "active", &params);
-    let counts = points(&table, "installations");
+    let counts = table.pairs("day", "installations");
     let last = counts.last().map_or(0, |(_, n)| *n);
     let peak = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
     let average = if counts.is_empty() {
@@ -139,7 +126,7 @@ async fn active(
     Ok(html(&p))
 }
 
-async fn customers(
+async fn customers_page(
     Reader(caller): Reader,
     tr: Tr,
     State(state): State<AppState>,
@@ -147,16 +134,18 @@ async fn customers(
 ) -> Result<Response, PageError> {
     may_see_customers(&caller, tr)?;
     let (offset, _) = params.window()?;
-    let (table, meta) =
-        customers_report(&state, &params, Some((offset, CUSTOMERS_PER_PAGE))).await?;
+    // One filter and one catalog reading for the rows and the summary.
     let filter = customer_filter(&state, &params)?;
     let newest = NewestReleases::of(&state.catalog);
+    let window = Some((offset, CUSTOMERS_PER_PAGE));
+    let (table, total) = customers(&state.db, &filter, &newest, window)
+        .await
+        .map_err(ApiError::from)?;
     let summary = customer_summary(&state.db, &filter, &newest)
         .await
         .map_err(ApiError::from)?;
-    let behind = meta.behind.unwrap_or(false);
-    let search = meta.search.clone().unwrap_or_default();
-    let total = meta.total.unwrap_or(0);
+    let behind = filter.behind_only;
+    let search = filter.search.clone().unwrap_or_default();
 
     let mut p = page(tr, &caller, "customers", &params);
     let behind_text = if behind { "true" } else { "" };
@@ -279,16 +268,11 @@ async fn newest(
     let mut p = page(tr, &caller, "newest", &params);
     let all = table.total("installations");
     let current = table.total("on_newest");
-    let bars: Vec<(String, i64)> =
-        match (table.column("distribution"), table.column("share_percent")) {
-            (Some(d), Some(c)) => table
-                .rows
-                .iter()
-                .map(|r| (r[d].as_text(), r[c].as_int()))
-                .collect(),
-            _ => Vec::new(),
-        };
-    let chart = chart::bar_chart("chart-newest", &tr.t("report-newest-chart"), &bars);
+    let chart = chart::bar_chart(
+        "chart-newest",
+        &tr.t("report-newest-chart"),
+        &table.pairs("distribution", "share_percent"),
+    );
     let mut s: Section = section(
         tr,
         "newest-share",
@@ -339,7 +323,7 @@ async fn unknown_keys(
     let chart = chart::line_chart(
         "chart-unknown-keys",
         &tr.t("report-unknown-chart"),
-        &points(&per_day, "attempts"),
+        &per_day.pairs("day", "attempts"),
     );
     let range = [
         ("from", from.as_str()),

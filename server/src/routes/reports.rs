@@ -1131,7 +1131,7 @@ async fn csv(
     Path(report): Path<String>,
     axum::extract::Query(params): axum::extract::Query<StatsParams>,
 ) -> Result<Response, PageError> {
-    let (table, meta, name) = match report.clone().as_str() {
+    let (table, meta, name) = match report.as_str() {
         "downloads" => {
             params.check_may_read(&caller)?;
             let (t, m) = downloads_report(&state, &params).await?;
@@ -1148,11 +1148,11 @@ async fn csv(
         }
         "active-installations" => {
             let (t, m) = active_installations_report(&state, &params).await?;
-            (t, m, report)
+            (t, m, report.clone())
         }
         "newest-share" => {
             let (t, m) = newest_share_report(&state, &params).await?;
-            (t, m, report)
+            (t, m, report.clone())
         }
         "customers" | "expiring-subscriptions" => {
             if !caller.has(Permission::Licenses) {
@@ -1166,7 +1166,7 @@ async fn csv(
             } else {
                 expiring_report(&state, &params).await?
             };
-            (t, m, report)
+            (t, m, report.clone())
         }
         "unknown-keys" => {
             params.check_may_read_keys(&caller)?;

@@ -22,7 +22,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::{DatabaseConnection, DbErr, Value};
 use vypusk_protocol::{Version, VersionScheme};
 
-use super::query::{Cell, Filter, Table, daily_where, days, int, rows, text};
+use super::query::{BaseGroupBy, Cell, Filter, Table, daily_where, days, int, rows, text};
 use crate::catalog::Catalog;
 use crate::services::products::Names;
 
@@ -365,30 +365,26 @@ pub async fn newest_share(
     now: DateTime<Utc>,
     newest: &NewestReleases,
 ) -> Result<Table, DbErr> {
-    let since = now - chrono::Duration::days(i64::from(days));
-    let mut values: Vec<Value> = vec![since.into()];
-    let mut cond = String::from("t.last_seen >= ?");
-    if let Some(d) = distribution_id {
-        cond.push_str(" AND t.distribution_id = ?");
-        values.push(d.into());
-    }
-    let sql = format!(
-        "SELECT t.distribution_id, t.installed_version, CAST(COUNT(*) AS BIGINT) \
-         FROM stats_installations t WHERE {cond} GROUP BY t.distribution_id, t.installed_version"
-    );
+    // The installed base by version, the same installations and window, summed per
+    // distribution.
+    let base =
+        super::query::installed_base(db, distribution_id, days, BaseGroupBy::Version, now).await?;
+    let ids: HashMap<&str, i32> = newest
+        .0
+        .iter()
+        .map(|(id, n)| (n.code.as_str(), *id))
+        .collect();
     // distribution → (installations, on the newest)
     let mut per: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
-    for row in rows(db, &sql, values).await? {
-        let id = row.try_get_by_index::<i32>(0)?;
-        let n = int(&row, 2)?;
-        let code = newest
-            .0
-            .get(&id)
-            .map(|n| n.code.clone())
-            .unwrap_or_default();
+    for row in &base.rows {
+        let code = row[0].as_text();
+        let Some(&id) = ids.get(code.as_str()) else {
+            continue;
+        };
+        let n = row[2].as_int();
         let entry = per.entry((code, id)).or_default();
         entry.0 += n;
-        if newest.is_current(id, &text(&row, 1)?) {
+        if newest.is_current(id, &row[1].as_text()) {
             entry.1 += n;
         }
     }

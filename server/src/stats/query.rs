@@ -59,6 +59,17 @@ impl Table {
         }
     }
 
+    /// `(label, number)` of every row, for a chart; empty when a column is missing.
+    pub fn pairs(&self, label: &str, value: &str) -> Vec<(String, i64)> {
+        let (Some(l), Some(v)) = (self.column(label), self.column(value)) else {
+            return Vec::new();
+        };
+        self.rows
+            .iter()
+            .map(|r| (r[l].as_text(), r[v].as_int()))
+            .collect()
+    }
+
     /// Sum of an integer column.
     pub fn total(&self, name: &str) -> i64 {
         self.column(name)
@@ -182,7 +193,7 @@ pub fn days(from: NaiveDate, to: NaiveDate) -> Vec<String> {
 }
 
 /// SQL with `?` placeholders, renumbered as `$n` for PostgreSQL.
-fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+pub(crate) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = if backend == DbBackend::Postgres {
         let mut out = String::with_capacity(sql.len() + 8);
         let mut n = 0;
